@@ -1,0 +1,45 @@
+# The two commands: `make run` and `make test`. Both find a PostgreSQL the same way
+# (DATABASE_URL, else 127.0.0.1:5432, else a throwaway cluster in .devdb/).
+GO      ?= go
+BIN     := bin/repcue
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: run test build check fmt vet fuzz clean devdb-stop
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/repcue
+
+## run: find or start a database, migrate, seed the demo accounts, serve on :8080
+run: build
+	@url="$$($(BIN) devdb)" || exit 1; \
+	export DATABASE_URL="$$url"; \
+	$(BIN) migrate && $(BIN) seed && exec $(BIN) serve
+
+## test: every test against the real database (the race detector on)
+test: build
+	@$(BIN) devdb >/dev/null || exit 1
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## check: formatting and vet, as CI runs them
+check: fmt vet
+
+fmt:
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./internal/strictjson/
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/auth/
+
+## devdb-stop: stop the throwaway cluster, if one was started
+devdb-stop:
+	@if [ -f .devdb/pgdata/postmaster.pid ]; then \
+		if [ "$$(id -u)" = 0 ]; then runuser -u postgres -- pg_ctl -D .devdb/pgdata stop -m fast; \
+		else pg_ctl -D .devdb/pgdata stop -m fast; fi; fi
+
+clean:
+	rm -rf bin

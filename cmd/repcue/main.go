@@ -1,0 +1,235 @@
+// Command repcue is the whole server: serve, migrate, seed, admin create, version,
+// and devdb (find or start a development database). main only wires.
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/repcue/repcue/internal/auth"
+	"github.com/repcue/repcue/internal/config"
+	"github.com/repcue/repcue/internal/devdb"
+	"github.com/repcue/repcue/internal/domain"
+	"github.com/repcue/repcue/internal/httpapi"
+	"github.com/repcue/repcue/internal/postgres"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `repcue — the backend for live strength coaching
+
+usage:
+  repcue serve                                   serve the API on REPCUE_ADDR (default :8080)
+  repcue migrate                                 apply database migrations (and the exercise library)
+  repcue seed                                    create the demo accounts and print them
+  repcue admin create --email E --password P [--name N]
+                                                 create (or promote) an admin account
+  repcue devdb                                   print a development DATABASE_URL, starting a
+                                                 throwaway PostgreSQL cluster if none answers
+  repcue version                                 print the version
+
+Settings come from the environment; see .env.example.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "repcue:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx)
+	case "migrate":
+		return migrate(ctx)
+	case "seed":
+		return seed(ctx)
+	case "admin":
+		if len(args) < 2 || args[1] != "create" {
+			return errors.New("usage: repcue admin create --email E --password P")
+		}
+		return adminCreate(ctx, args[2:])
+	case "devdb":
+		return printDevDB(ctx)
+	case "version":
+		fmt.Println(version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func openDB(ctx context.Context) (*postgres.Store, config.Config, error) {
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return nil, cfg, err
+	}
+	if cfg.DatabaseURL == "" {
+		return nil, cfg, errors.New("DATABASE_URL is not set (for development, `make run` finds or starts a database)")
+	}
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, cfg, err
+	}
+	return postgres.NewStore(pool), cfg, nil
+}
+
+func migrate(ctx context.Context) error {
+	store, _, err := openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Pool().Close()
+	applied, err := postgres.Migrate(ctx, store.Pool())
+	for _, name := range applied {
+		fmt.Println("applied", name)
+	}
+	if err == nil && len(applied) == 0 {
+		fmt.Println("schema is up to date at version", postgres.LatestVersion())
+	}
+	return err
+}
+
+func seed(ctx context.Context) error {
+	store, cfg, err := openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Pool().Close()
+	hasher := auth.NewHasher(cfg.HashWorkers)
+	if err := store.SeedDemo(ctx, func(pw string) (string, error) { return hasher.Hash(ctx, pw) }); err != nil {
+		return err
+	}
+	fmt.Println("demo accounts (the athlete is linked to the coach):")
+	for _, a := range postgres.DemoAccounts {
+		fmt.Printf("  %-8s %-26s password: %s\n", a.Role, a.Email, a.Password)
+	}
+	return nil
+}
+
+func adminCreate(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("admin create", flag.ContinueOnError)
+	email := fs.String("email", "", "the admin's email")
+	password := fs.String("password", "", "the admin's password (at least 10 characters)")
+	name := fs.String("name", "Admin", "the admin's display name")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	e := domain.NormalizeEmail(*email)
+	if e == "" || len([]rune(*password)) < auth.PasswordMinRunes || len(*password) > auth.PasswordMaxBytes {
+		return fmt.Errorf("--email is required and --password needs at least %d characters", auth.PasswordMinRunes)
+	}
+	displayName, err := domain.CleanText("name", *name, 1, 80)
+	if err != nil {
+		return err
+	}
+	store, cfg, err := openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Pool().Close()
+	hash, err := auth.NewHasher(cfg.HashWorkers).Hash(ctx, *password)
+	if err != nil {
+		return err
+	}
+	u, err := store.CreateAdmin(ctx, e, displayName, hash)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("admin %s (%s) is ready\n", u.Email, u.ID)
+	return nil
+}
+
+func printDevDB(ctx context.Context) error {
+	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+	srv, err := devdb.Find(ctx, logf)
+	if err != nil {
+		return err
+	}
+	name := "repcue"
+	if srv.Source == "DATABASE_URL" {
+		name = srv.DatabaseName()
+	} else if err := srv.EnsureDatabase(ctx, name); err != nil {
+		return err
+	}
+	logf("devdb: using %s (%s)", config.MaskURL(srv.URL(name)), srv.Source)
+	fmt.Println(srv.URL(name))
+	return nil
+}
+
+func serve(ctx context.Context) error {
+	store, cfg, err := openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Pool().Close()
+	log := newLogger(cfg.LogLevel)
+	log.Info("starting repcue", "version", version, "config", cfg.Masked())
+	if err := postgres.CheckSchema(ctx, store.Pool()); err != nil {
+		return err
+	}
+
+	key, err := signingKey(cfg, log)
+	if err != nil {
+		return err
+	}
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	app := httpapi.New(httpapi.Deps{
+		Config:   cfg,
+		Log:      log,
+		Store:    store,
+		Tokens:   auth.NewTokens(key, cfg.Issuer, cfg.Audience, cfg.AccessTTL, nil),
+		Hasher:   auth.NewHasher(cfg.HashWorkers),
+		Registry: registry,
+	})
+
+	errc := make(chan error, 1)
+	go func() { errc <- app.Listen(cfg.Addr) }()
+	log.Info("listening", "addr", cfg.Addr)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	return app.ShutdownWithContext(shutdownCtx)
+}
+
+func signingKey(cfg config.Config, log *slog.Logger) (ed25519.PrivateKey, error) {
+	if cfg.JWTKeyFile != "" {
+		return auth.LoadKey(cfg.JWTKeyFile)
+	}
+	log.Warn("REPCUE_JWT_KEY_FILE is not set: using a development signing key generated now; tokens will not survive a restart")
+	return auth.GenerateKey(), nil
+}

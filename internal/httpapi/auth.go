@@ -1,0 +1,204 @@
+package httpapi
+
+import (
+	"net/mail"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/repcue/repcue/internal/auth"
+	"github.com/repcue/repcue/internal/domain"
+)
+
+// refreshGrace is how long a rotated-out refresh token still works, for a phone
+// that retried a refresh whose answer it never got.
+const refreshGrace = 5 * time.Second
+
+type registerRequest struct {
+	Email       string      `json:"email"`
+	Password    string      `json:"password"`
+	DisplayName string      `json:"display_name"`
+	Role        domain.Role `json:"role"`
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+type tokenResponse struct {
+	User         domain.User `json:"user"`
+	AccessToken  string      `json:"access_token"`
+	RefreshToken string      `json:"refresh_token"`
+	TokenType    string      `json:"token_type"`
+	ExpiresIn    int         `json:"expires_in"`
+}
+
+func cleanEmail(s string) (string, error) {
+	e := domain.NormalizeEmail(s)
+	if e == "" {
+		return "", domain.Invalid("email", "email must not be empty")
+	}
+	addr, err := mail.ParseAddress(e)
+	if len(e) > 254 || err != nil || addr.Address != e {
+		return "", domain.Invalid("email", "email must be an address like name@example.com")
+	}
+	return e, nil
+}
+
+func checkPassword(pw string) error {
+	if utf8.RuneCountInString(pw) < auth.PasswordMinRunes {
+		return domain.Invalid("password", "password must be at least %d characters", auth.PasswordMinRunes)
+	}
+	if len(pw) > auth.PasswordMaxBytes {
+		return domain.Invalid("password", "password must be at most %d bytes", auth.PasswordMaxBytes)
+	}
+	return nil
+}
+
+func (r *registerRequest) validate() error {
+	var err error
+	if r.Email, err = cleanEmail(r.Email); err != nil {
+		return err
+	}
+	if err := checkPassword(r.Password); err != nil {
+		return err
+	}
+	if r.DisplayName, err = domain.CleanText("display_name", r.DisplayName, 1, 80); err != nil {
+		return err
+	}
+	if r.Role != domain.RoleAthlete && r.Role != domain.RoleCoach {
+		return domain.Invalid("role", "role must be athlete or coach")
+	}
+	return nil
+}
+
+func (a *API) handleRegister(c *fiber.Ctx) error {
+	var req registerRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if err := req.validate(); err != nil {
+		return err
+	}
+	hash, err := a.hasher.Hash(c.UserContext(), req.Password)
+	if err != nil {
+		return err
+	}
+	u, err := a.store.CreateUser(c.UserContext(), domain.User{Email: req.Email, DisplayName: req.DisplayName, Role: req.Role}, hash)
+	if err != nil {
+		return err
+	}
+	return a.startSession(c, fiber.StatusCreated, u)
+}
+
+func (a *API) startSession(c *fiber.Ctx, status int, u domain.User) error {
+	family := uuid.New()
+	refresh, hash := auth.NewOpaqueToken()
+	if err := a.store.CreateSession(c.UserContext(), u.ID, family, hash, a.cfg.RefreshTTL); err != nil {
+		return err
+	}
+	return a.sendTokens(c, status, u, family, refresh)
+}
+
+func (a *API) sendTokens(c *fiber.Ctx, status int, u domain.User, family uuid.UUID, refresh string) error {
+	access, err := a.tokens.Issue(u.ID, u.Role, family)
+	if err != nil {
+		return domain.Internal(err)
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(status).JSON(tokenResponse{
+		User: u, AccessToken: access, RefreshToken: refresh,
+		TokenType: "Bearer", ExpiresIn: int(a.tokens.TTL().Seconds()),
+	})
+}
+
+var errBadLogin = &domain.Error{Code: domain.CodeUnauthorized, Message: "invalid email or password"}
+
+func (a *API) handleLogin(c *fiber.Ctx) error {
+	var req loginRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	email := domain.NormalizeEmail(req.Email)
+	if email == "" || len(email) > 254 {
+		return domain.Invalid("email", "email must be an address like name@example.com")
+	}
+	if req.Password == "" || len(req.Password) > auth.PasswordMaxBytes {
+		return errBadLogin
+	}
+	accountKey, addressKey := "account:"+email, "address:"+c.IP()
+	if wait := max(a.accountLimiter.Wait(accountKey), a.addressLimiter.Wait(addressKey)); wait > 0 {
+		return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many failed sign-ins, try again later", RetryAfter: wait}
+	}
+	u, hash, err := a.store.FindUserForLogin(c.UserContext(), email)
+	if err != nil && domain.ErrorCode(err) != domain.CodeNotFound {
+		return err
+	}
+	// An unknown email is checked against a dummy hash: same answer, same time.
+	ok, err := a.hasher.Verify(c.UserContext(), hash, req.Password)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		a.accountLimiter.Fail(accountKey)
+		a.addressLimiter.Fail(addressKey)
+		return errBadLogin
+	}
+	a.accountLimiter.Succeed(accountKey)
+	return a.startSession(c, fiber.StatusOK, u)
+}
+
+func (r *refreshRequest) validate() error {
+	if r.RefreshToken == "" || len(r.RefreshToken) > 128 {
+		return domain.Invalid("refresh_token", "refresh_token is missing or malformed")
+	}
+	return nil
+}
+
+func (a *API) handleRefresh(c *fiber.Ctx) error {
+	var req refreshRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if err := req.validate(); err != nil {
+		return err
+	}
+	refresh, hash := auth.NewOpaqueToken()
+	u, family, err := a.store.RotateRefreshToken(c.UserContext(), auth.HashOpaqueToken(req.RefreshToken), hash, refreshGrace, a.cfg.RefreshTTL)
+	if err != nil {
+		return err
+	}
+	return a.sendTokens(c, fiber.StatusOK, u, family, refresh)
+}
+
+func (a *API) handleLogout(c *fiber.Ctx) error {
+	var req refreshRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if err := req.validate(); err != nil {
+		return err
+	}
+	if err := a.store.RevokeSession(c.UserContext(), auth.HashOpaqueToken(req.RefreshToken)); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (a *API) handleMe(c *fiber.Ctx) error {
+	u, err := a.store.FindUserByID(c.UserContext(), principal(c).UserID)
+	if err != nil {
+		if domain.ErrorCode(err) == domain.CodeNotFound {
+			return domain.Errorf(domain.CodeUnauthorized, "the account no longer exists or is disabled")
+		}
+		return err
+	}
+	return c.JSON(u)
+}

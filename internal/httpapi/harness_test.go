@@ -1,0 +1,290 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/repcue/repcue/api"
+	"github.com/repcue/repcue/internal/auth"
+	"github.com/repcue/repcue/internal/config"
+	"github.com/repcue/repcue/internal/httpapi"
+	"github.com/repcue/repcue/internal/postgres"
+	"github.com/repcue/repcue/internal/testdb"
+)
+
+// harness is the real app on a fresh database, driven in memory. Every response
+// is validated against api/openapi.yaml (the contract test).
+type harness struct {
+	t      *testing.T
+	app    *fiber.App
+	store  *postgres.Store
+	tokens *auth.Tokens
+	clock  *clock
+	ip     string
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	pool := testdb.New(t)
+	store := postgres.NewStore(pool)
+	clk := &clock{t: time.Now()}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := auth.NewTokens(auth.GenerateKey(), "repcue", "repcue-api", 15*time.Minute, clk.Now)
+	app := httpapi.New(httpapi.Deps{
+		Config: cfg,
+		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Store:  store,
+		Tokens: tokens,
+		Hasher: auth.NewHasher(4),
+		Now:    clk.Now,
+	})
+	return &harness{t: t, app: app, store: store, tokens: tokens, clock: clk, ip: "0.0.0.0"}
+}
+
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("response is not a JSON object: %v: %s", err, r.Body)
+	}
+	return m
+}
+
+func (r response) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode response: %v: %s", err, r.Body)
+	}
+}
+
+// request describes one call; Body may be a string (sent as is) or a value (JSON).
+type request struct {
+	Method, Path, Token string
+	Body                any
+	Header              map[string]string
+}
+
+func (h *harness) do(r request) response {
+	h.t.Helper()
+	var body io.Reader
+	var raw []byte
+	switch b := r.Body.(type) {
+	case nil:
+	case string:
+		raw = []byte(b)
+	case []byte:
+		raw = b
+	default:
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	if raw != nil {
+		body = bytes.NewReader(raw)
+	}
+	req := httptest.NewRequest(r.Method, r.Path, body)
+	req.Host = "localhost:8080"
+	if raw != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if r.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.Token)
+	}
+	for k, v := range r.Header {
+		req.Header.Set(k, v)
+	}
+	resp, err := h.app.Test(req, 30_000)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", r.Method, r.Path, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	res := response{Status: resp.StatusCode, Header: resp.Header, Body: out}
+	validateContract(h.t, r, raw, res)
+	return res
+}
+
+func (h *harness) get(path, token string) response {
+	h.t.Helper()
+	return h.do(request{Method: "GET", Path: path, Token: token})
+}
+
+func (h *harness) post(path, token string, body any) response {
+	h.t.Helper()
+	return h.do(request{Method: "POST", Path: path, Token: token, Body: body})
+}
+
+// expect fails the test unless the response has the status (and, for errors, the code).
+func expect(t *testing.T, r response, status int, code ...string) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+	if len(code) > 0 {
+		if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
+			t.Fatalf("content type %q, want application/problem+json", ct)
+		}
+		var p map[string]any
+		_ = json.Unmarshal(r.Body, &p)
+		if p["code"] != code[0] {
+			t.Fatalf("code %v, want %s: %s", p["code"], code[0], r.Body)
+		}
+		if len(code) > 1 && p["field"] != code[1] {
+			t.Fatalf("field %v, want %s: %s", p["field"], code[1], r.Body)
+		}
+	}
+}
+
+// account is a registered user with a live session.
+type account struct {
+	ID, Email, Access, Refresh string
+}
+
+var userSeq struct {
+	sync.Mutex
+	n int
+}
+
+func (h *harness) register(role string) account {
+	h.t.Helper()
+	userSeq.Lock()
+	userSeq.n++
+	n := userSeq.n
+	userSeq.Unlock()
+	email := fmt.Sprintf("%s%d-%d@example.com", role, n, time.Now().UnixNano())
+	r := h.post("/v1/auth/register", "", map[string]any{
+		"email": email, "password": "correct horse battery", "display_name": fmt.Sprintf("%s %d", role, n), "role": role,
+	})
+	expect(h.t, r, 201)
+	var tr struct {
+		User struct {
+			ID string `json:"id"`
+		} `json:"user"`
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	r.decode(h.t, &tr)
+	return account{ID: tr.User.ID, Email: email, Access: tr.AccessToken, Refresh: tr.RefreshToken}
+}
+
+// admin creates an admin account through the store (admins cannot register) and signs it in.
+func (h *harness) admin() account {
+	h.t.Helper()
+	email := fmt.Sprintf("admin-%d@example.com", time.Now().UnixNano())
+	hash, err := auth.NewHasher(1).Hash(context.Background(), "correct horse battery")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.store.CreateAdmin(context.Background(), email, "Admin", hash); err != nil {
+		h.t.Fatal(err)
+	}
+	r := h.post("/v1/auth/login", "", map[string]any{"email": email, "password": "correct horse battery"})
+	expect(h.t, r, 200)
+	var tr struct {
+		User         struct{ ID string } `json:"user"`
+		AccessToken  string              `json:"access_token"`
+		RefreshToken string              `json:"refresh_token"`
+	}
+	r.decode(h.t, &tr)
+	return account{ID: tr.User.ID, Email: email, Access: tr.AccessToken, Refresh: tr.RefreshToken}
+}
+
+// The contract: every response of every test must match api/openapi.yaml.
+var (
+	specOnce   sync.Once
+	specRouter routers.Router
+	specErr    error
+)
+
+func validateContract(t *testing.T, r request, reqBody []byte, res response) {
+	t.Helper()
+	specOnce.Do(func() {
+		loader := openapi3.NewLoader()
+		doc, err := loader.LoadFromData(api.OpenAPI)
+		if err != nil {
+			specErr = err
+			return
+		}
+		if err := doc.Validate(context.Background()); err != nil {
+			specErr = fmt.Errorf("openapi.yaml is invalid: %w", err)
+			return
+		}
+		specRouter, specErr = gorillamux.NewRouter(doc)
+	})
+	if specErr != nil {
+		t.Fatal(specErr)
+	}
+	req := httptest.NewRequest(r.Method, "http://localhost:8080"+r.Path, bytes.NewReader(reqBody))
+	route, params, err := specRouter.FindRoute(req)
+	if err != nil {
+		if res.Status == 404 || res.Status == 405 {
+			return // a path the API does not have, answered as such
+		}
+		t.Fatalf("contract: %s %s is not in api/openapi.yaml: %v", r.Method, r.Path, err)
+	}
+	if _, ok := route.Operation.Responses.Map()[fmt.Sprint(res.Status)]; !ok && route.Operation.Responses.Default() == nil {
+		if res.Status != 401 && res.Status != 413 && res.Status != 415 {
+			t.Fatalf("contract: %s %s answered %d, which api/openapi.yaml does not list: %s", r.Method, route.Path, res.Status, res.Body)
+		}
+		if ct := res.Header.Get("Content-Type"); ct != "application/problem+json" {
+			t.Fatalf("contract: %s %s answered %d without problem+json", r.Method, route.Path, res.Status)
+		}
+		return
+	}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, ExcludeRequestBody: true}}
+	out := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: res.Status, Header: res.Header,
+		Body:    io.NopCloser(bytes.NewReader(res.Body)),
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		t.Fatalf("contract: %s %s → %d does not match api/openapi.yaml: %v\nbody: %s", r.Method, route.Path, res.Status, err, truncate(res.Body))
+	}
+}
+
+func truncate(b []byte) string {
+	s := string(b)
+	if len(s) > 600 {
+		return s[:600] + "…"
+	}
+	return strings.TrimSpace(s)
+}

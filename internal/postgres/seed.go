@@ -1,0 +1,56 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/repcue/repcue/internal/domain"
+)
+
+// DemoAccount is an account `repcue seed` makes for trying the server out.
+type DemoAccount struct {
+	Email, Password, DisplayName string
+	Role                         domain.Role
+}
+
+// DemoAccounts are one admin, one coach and one athlete linked to that coach.
+var DemoAccounts = []DemoAccount{
+	{Email: "admin@demo.repcue.dev", Password: "demo-admin-password", DisplayName: "Demo Admin", Role: domain.RoleAdmin},
+	{Email: "coach@demo.repcue.dev", Password: "demo-coach-password", DisplayName: "Demo Coach", Role: domain.RoleCoach},
+	{Email: "athlete@demo.repcue.dev", Password: "demo-athlete-password", DisplayName: "Demo Athlete", Role: domain.RoleAthlete},
+}
+
+// SeedDemo creates the demo accounts (hashing each password with hash) and links
+// the demo athlete to the demo coach. Running it again changes nothing.
+func (s *Store) SeedDemo(ctx context.Context, hash func(string) (string, error)) error {
+	return translate(s.inTx(ctx, func(tx pgx.Tx) error {
+		for _, a := range DemoAccounts {
+			h, err := hash(a.Password)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO users (email, display_name, role, password_hash) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (email) DO NOTHING`, a.Email, a.DisplayName, a.Role, h); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `
+			INSERT INTO coach_links (coach_id, athlete_id)
+			SELECT c.id, a.id FROM users c, users a WHERE c.email = $1 AND a.email = $2
+			ON CONFLICT DO NOTHING`, DemoAccounts[1].Email, DemoAccounts[2].Email)
+		return err
+	}), "demo account")
+}
+
+// CreateAdmin makes an admin account, or resets the password and role of an
+// existing account with that email to admin.
+func (s *Store) CreateAdmin(ctx context.Context, email, displayName, passwordHash string) (domain.User, error) {
+	u := domain.User{Email: email, DisplayName: displayName, Role: domain.RoleAdmin}
+	err := s.pool.QueryRow(ctx, `
+		INSERT INTO users (email, display_name, role, password_hash) VALUES ($1, $2, 'admin', $3)
+		ON CONFLICT (email) DO UPDATE SET role = 'admin', password_hash = EXCLUDED.password_hash, disabled_at = NULL
+		RETURNING id, display_name`, email, displayName, passwordHash).Scan(&u.ID, &u.DisplayName)
+	return u, translate(err, "user")
+}
