@@ -1,0 +1,203 @@
+package httpapi_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// The authorisation matrix: every registered route × every kind of caller ×
+// (where the route names an object) the caller's own object, another user's
+// object and one that does not exist. A route missing from the matrix fails.
+
+type actor string
+
+const (
+	anonymous    actor = "anonymous"
+	athlete      actor = "athlete"       // owns the "own" objects
+	otherAthlete actor = "other-athlete" // owns the "other" objects
+	coach        actor = "coach"         // linked to athlete
+	otherCoach   actor = "other-coach"   // linked to other-athlete only
+	admin        actor = "admin"
+)
+
+var actors = []actor{anonymous, athlete, otherAthlete, coach, otherCoach, admin}
+
+// object says whose object a request names.
+type object string
+
+const (
+	noObject object = "-"
+	own      object = "own"   // belongs to (or is visible to) athlete and coach
+	others   object = "other" // belongs to other-athlete
+	missing  object = "none"  // does not exist
+)
+
+// world is the cast of one matrix row: one account per actor, the links between
+// them and whatever objects the row needs.
+type world struct {
+	h        *harness
+	accounts map[actor]account
+}
+
+func newWorld(t *testing.T) *world {
+	h := newHarness(t)
+	w := &world{h: h, accounts: map[actor]account{}}
+	w.accounts[athlete] = h.register("athlete")
+	w.accounts[otherAthlete] = h.register("athlete")
+	w.accounts[coach] = h.register("coach")
+	w.accounts[otherCoach] = h.register("coach")
+	w.accounts[admin] = h.admin()
+	w.link(coach, athlete)
+	w.link(otherCoach, otherAthlete)
+	return w
+}
+
+func (w *world) link(c, a actor) {
+	w.h.t.Helper()
+	_, err := w.h.store.Pool().Exec(context.Background(),
+		`INSERT INTO coach_links (coach_id, athlete_id) VALUES ($1, $2)`, w.accounts[c].ID, w.accounts[a].ID)
+	if err != nil {
+		w.h.t.Fatal(err)
+	}
+}
+
+func (w *world) token(a actor) string {
+	if a == anonymous {
+		return ""
+	}
+	return w.accounts[a].Access
+}
+
+// row is one route of the matrix.
+type row struct {
+	objects []object
+	// build returns the request for an object (the caller is set by the matrix).
+	build func(w *world, obj object) request
+	// want is the expected status for a caller and object.
+	want func(a actor, obj object) int
+}
+
+const nilUUID = "00000000-0000-4000-8000-000000000000"
+
+// Common expectations.
+func public(status int) func(actor, object) int { return func(actor, object) int { return status } }
+
+func signedIn(status int) func(actor, object) int {
+	return func(a actor, _ object) int {
+		if a == anonymous {
+			return 401
+		}
+		return status
+	}
+}
+
+func matrix() map[string]row {
+	return map[string]row{
+		"GET /livez":                 {build: get("/livez"), want: public(200)},
+		"GET /readyz":                {build: get("/readyz"), want: public(200)},
+		"GET /metrics":               {build: get("/metrics"), want: public(200)},
+		"GET /openapi.yaml":          {build: get("/openapi.yaml"), want: public(200)},
+		"GET /.well-known/jwks.json": {build: get("/.well-known/jwks.json"), want: public(200)},
+		"POST /v1/auth/register": {
+			build: func(w *world, _ object) request {
+				return request{Method: "POST", Path: "/v1/auth/register", Body: map[string]any{
+					"email": fmt.Sprintf("new-%p@example.com", w), "password": "correct horse battery", "display_name": "New", "role": "athlete"}}
+			},
+			// The same address twice: the first caller creates it, the rest conflict.
+			want: func(a actor, _ object) int {
+				if a == anonymous {
+					return 201
+				}
+				return 409
+			},
+		},
+		"POST /v1/auth/login": {
+			build: func(w *world, _ object) request {
+				return request{Method: "POST", Path: "/v1/auth/login", Body: map[string]any{
+					"email": w.accounts[athlete].Email, "password": "correct horse battery"}}
+			},
+			want: public(200),
+		},
+		"POST /v1/auth/refresh": {
+			objects: []object{own, missing},
+			build: func(w *world, obj object) request {
+				tok := "unknown-refresh-token"
+				if obj == own {
+					// A fresh session per call, so that rotation does not interfere.
+					r := w.h.post("/v1/auth/login", "", map[string]any{"email": w.accounts[otherAthlete].Email, "password": "correct horse battery"})
+					tok = r.json(w.h.t)["refresh_token"].(string)
+				}
+				return request{Method: "POST", Path: "/v1/auth/refresh", Body: map[string]any{"refresh_token": tok}}
+			},
+			want: func(_ actor, obj object) int {
+				if obj == own {
+					return 200
+				}
+				return 401
+			},
+		},
+		"POST /v1/auth/logout": {
+			build: func(w *world, _ object) request {
+				return request{Method: "POST", Path: "/v1/auth/logout", Body: map[string]any{"refresh_token": "whatever-token"}}
+			},
+			want: public(204),
+		},
+		"GET /v1/me": {build: get("/v1/me"), want: signedIn(200)},
+	}
+}
+
+func get(path string) func(*world, object) request {
+	return func(*world, object) request { return request{Method: "GET", Path: path} }
+}
+
+func TestAuthorisationMatrix(t *testing.T) {
+	t.Parallel()
+	rows := matrix()
+	app := newHarness(t).app
+	var registered []string
+	for _, r := range app.GetRoutes(true) {
+		if r.Method == "HEAD" {
+			continue // Fiber adds HEAD for every GET; the GET row covers it
+		}
+		registered = append(registered, r.Method+" "+r.Path)
+	}
+	sort.Strings(registered)
+	seen := map[string]bool{}
+	for _, key := range registered {
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		rw, ok := rows[key]
+		if !ok {
+			t.Errorf("route %s is not in the authorisation matrix", key)
+			continue
+		}
+		t.Run(strings.ReplaceAll(key, "/", "_"), func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			objs := rw.objects
+			if len(objs) == 0 {
+				objs = []object{noObject}
+			}
+			for _, obj := range objs {
+				for _, a := range actors {
+					req := rw.build(w, obj)
+					req.Token = w.token(a)
+					res := w.h.do(req)
+					if want := rw.want(a, obj); res.Status != want {
+						t.Errorf("%s as %s on %s object: status %d, want %d: %s", key, a, obj, res.Status, want, truncate(res.Body))
+					}
+				}
+			}
+		})
+	}
+	for key := range rows {
+		if !seen[key] {
+			t.Errorf("the matrix has a row for %s, which is not a registered route", key)
+		}
+	}
+}
