@@ -142,15 +142,25 @@ type Frame struct {
 
 // Payloads of the frames.
 type (
-	StatePayload    struct{ State View `json:"state"` }
+	StatePayload struct {
+		State View `json:"state"`
+	}
 	HoldDonePayload struct {
 		Rep    int `json:"rep"`
 		HeldMS int `json:"held_ms"`
 	}
-	RepDonePayload  struct{ Rep RepFigures `json:"rep"` }
-	CuePayload      struct{ Cue Cue `json:"cue"` }
-	CueAckPayload   struct{ CueSeq int64 `json:"cue_seq"` }
-	SetEndedPayload struct{ Summary Summary `json:"summary"` }
+	RepDonePayload struct {
+		Rep RepFigures `json:"rep"`
+	}
+	CuePayload struct {
+		Cue Cue `json:"cue"`
+	}
+	CueAckPayload struct {
+		CueSeq int64 `json:"cue_seq"`
+	}
+	SetEndedPayload struct {
+		Summary Summary `json:"summary"`
+	}
 )
 
 // Events.
