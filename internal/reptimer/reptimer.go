@@ -208,9 +208,11 @@ type State struct {
 	cuesAcked int
 }
 
-// New is the state of a set that has just started.
+// New is the state of a set that has just started. Events may be timed before
+// startedAt (a set recorded offline is created afterwards), so the clock starts
+// with the first event, not with startedAt.
 func New(cfg Config, startedAt time.Time) State {
-	return State{cfg: cfg, phase: Idle, status: StatusLive, last: startedAt, phaseAt: startedAt}
+	return State{cfg: cfg, phase: Idle, status: StatusLive, phaseAt: startedAt}
 }
 
 // LastSeq is the seq of the newest broadcast frame.
