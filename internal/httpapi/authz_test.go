@@ -207,8 +207,10 @@ func matrix() map[string]row {
 		},
 		"POST /v1/sets/:id/end": {
 			objects: allObjects,
-			build:   func(w *world, obj object) request { return request{Method: "POST", Path: "/v1/sets/" + w.setOf(obj) + "/end"} },
-			want:    ownedBy(200, athlete, otherAthlete),
+			build: func(w *world, obj object) request {
+				return request{Method: "POST", Path: "/v1/sets/" + w.setOf(obj) + "/end"}
+			},
+			want: ownedBy(200, athlete, otherAthlete),
 		},
 		"POST /v1/sets/:id/feedback": {
 			objects: allObjects,

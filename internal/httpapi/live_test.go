@@ -333,7 +333,9 @@ func TestOfflineUploadIsIdempotent(t *testing.T) {
 
 	// Recorded on the phone before the set was created on the server.
 	start := time.Now().Add(-10 * time.Minute)
-	at := func(ms int) string { return start.Add(time.Duration(ms) * time.Millisecond).UTC().Format("2006-01-02T15:04:05.000Z") }
+	at := func(ms int) string {
+		return start.Add(time.Duration(ms) * time.Millisecond).UTC().Format("2006-01-02T15:04:05.000Z")
+	}
 	ids := make([]string, 9)
 	for i := range ids {
 		ids[i] = uuid.NewString()
