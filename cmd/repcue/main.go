@@ -21,6 +21,7 @@ import (
 	"github.com/repcue/repcue/internal/devdb"
 	"github.com/repcue/repcue/internal/domain"
 	"github.com/repcue/repcue/internal/httpapi"
+	"github.com/repcue/repcue/internal/live"
 	"github.com/repcue/repcue/internal/postgres"
 )
 
@@ -201,6 +202,7 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	hub := live.New(store, log, live.Config{HoldTick: cfg.HoldTick})
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	app := httpapi.New(httpapi.Deps{
@@ -209,6 +211,7 @@ func serve(ctx context.Context) error {
 		Store:    store,
 		Tokens:   auth.NewTokens(key, cfg.Issuer, cfg.Audience, cfg.AccessTTL, nil),
 		Hasher:   auth.NewHasher(cfg.HashWorkers),
+		Live:     hub,
 		Registry: registry,
 	})
 
@@ -223,7 +226,14 @@ func serve(ctx context.Context) error {
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
-	return app.ShutdownWithContext(shutdownCtx)
+	// Stop listening and finish REST requests; then commit pending live events,
+	// acknowledge them and close every socket with 1001 (Fiber does not wait for
+	// hijacked WebSocket connections itself).
+	err = app.ShutdownWithContext(shutdownCtx)
+	if herr := hub.Shutdown(shutdownCtx); herr != nil && err == nil {
+		err = herr
+	}
+	return err
 }
 
 func signingKey(cfg config.Config, log *slog.Logger) (ed25519.PrivateKey, error) {

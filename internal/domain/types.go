@@ -120,3 +120,25 @@ type User struct {
 	DisplayName string    `json:"display_name"`
 	Role        Role      `json:"role"`
 }
+
+// SetStatus is the lifecycle of a set.
+const (
+	SetLive  = "live"
+	SetEnded = "ended"
+)
+
+// Set is one set an athlete performs.
+type Set struct {
+	ID             uuid.UUID  `json:"id"`
+	AthleteID      uuid.UUID  `json:"athlete_id"`
+	PrescriptionID *uuid.UUID `json:"prescription_id"`
+	Variation      string     `json:"variation"`
+	LoadKG         float64    `json:"load_kg"`
+	TargetReps     int        `json:"target_reps"`
+	PauseHoldMS    int        `json:"pause_hold_ms"`
+	Status         string     `json:"status"`
+	StartedAt      Time       `json:"started_at"`
+	EndedAt        *Time      `json:"ended_at"`
+	VariationID    uuid.UUID  `json:"-"`
+	ExerciseID     uuid.UUID  `json:"-"`
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/repcue/repcue/internal/auth"
 	"github.com/repcue/repcue/internal/config"
+	"github.com/repcue/repcue/internal/live"
 	"github.com/repcue/repcue/internal/postgres"
 )
 
@@ -29,6 +30,7 @@ type Deps struct {
 	Store    *postgres.Store
 	Tokens   *auth.Tokens
 	Hasher   *auth.Hasher
+	Live     *live.Hub
 	Registry *prometheus.Registry
 	// Ready reports whether the server's dependencies beyond the database (the
 	// bus) are usable; nil means there are none.
@@ -44,6 +46,7 @@ type API struct {
 	store          *postgres.Store
 	tokens         *auth.Tokens
 	hasher         *auth.Hasher
+	live           *live.Hub
 	ready          func(context.Context) error
 	now            func() time.Time
 	accountLimiter *auth.Throttle
@@ -61,7 +64,7 @@ func New(d Deps) *fiber.App {
 		d.Registry = prometheus.NewRegistry()
 	}
 	a := &API{
-		cfg: d.Config, log: d.Log, store: d.Store, tokens: d.Tokens, hasher: d.Hasher,
+		cfg: d.Config, log: d.Log, store: d.Store, tokens: d.Tokens, hasher: d.Hasher, live: d.Live,
 		ready: d.Ready, now: d.Now, registry: d.Registry,
 		// Per account: 5 free failures, then waits from 1 s doubling up to 15 min.
 		accountLimiter: auth.NewThrottle(5, time.Second, 15*time.Minute, d.Now),

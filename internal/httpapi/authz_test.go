@@ -6,6 +6,11 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/repcue/repcue/internal/postgres"
 )
 
 // The authorisation matrix: every registered route × every kind of caller ×
@@ -38,8 +43,10 @@ const (
 // world is the cast of one matrix row: one account per actor, the links between
 // them and whatever objects the row needs.
 type world struct {
-	h        *harness
-	accounts map[actor]account
+	h             *harness
+	accounts      map[actor]account
+	variationSlug string
+	sets          map[object]string
 }
 
 func newWorld(t *testing.T) *world {
@@ -62,6 +69,36 @@ func (w *world) link(c, a actor) {
 	if err != nil {
 		w.h.t.Fatal(err)
 	}
+}
+
+// variation installs the test exercise once per world and returns its slug.
+func (w *world) variation() string {
+	if w.variationSlug == "" {
+		w.variationSlug = testVariation(w.h.t, w.h)
+	}
+	return w.variationSlug
+}
+
+// setOf returns a live set of athlete ("own"), of other-athlete ("other"), or
+// an id that does not exist, made once per world.
+func (w *world) setOf(obj object) string {
+	if obj == missing {
+		return nilUUID
+	}
+	if w.sets == nil {
+		w.sets = map[object]string{}
+	}
+	if id, ok := w.sets[obj]; ok {
+		return id
+	}
+	owner := map[object]actor{own: athlete, others: otherAthlete}[obj]
+	set, err := w.h.store.CreateSet(context.Background(), postgres.NewSet{
+		AthleteID: uuid.MustParse(w.accounts[owner].ID), Variation: w.variation(), LoadKG: 40, TargetReps: 5, PauseHoldMS: 500})
+	if err != nil {
+		w.h.t.Fatal(err)
+	}
+	w.sets[obj] = set.ID.String()
+	return w.sets[obj]
 }
 
 func (w *world) token(a actor) string {
@@ -146,6 +183,102 @@ func matrix() map[string]row {
 			want: public(204),
 		},
 		"GET /v1/me": {build: get("/v1/me"), want: signedIn(200)},
+
+		"POST /v1/sets": {
+			build: func(w *world, _ object) request {
+				return request{Method: "POST", Path: "/v1/sets", Body: map[string]any{
+					"variation": w.variation(), "load_kg": 50, "target_reps": 5, "pause_hold_ms": 1000}}
+			},
+			want: roles(map[actor]int{athlete: 201, otherAthlete: 201, coach: 403, otherCoach: 403, admin: 403}),
+		},
+		"GET /v1/sets": {build: get("/v1/sets"), want: roles(map[actor]int{athlete: 200, otherAthlete: 200, coach: 200, otherCoach: 200, admin: 403})},
+		"GET /v1/sets/:id": {
+			objects: allObjects,
+			build:   func(w *world, obj object) request { return request{Method: "GET", Path: "/v1/sets/" + w.setOf(obj)} },
+			want:    visibleTo(200, athlete, coach, otherAthlete, otherCoach, admin),
+		},
+		"POST /v1/sets/:id/events": {
+			objects: allObjects,
+			build: func(w *world, obj object) request {
+				return request{Method: "POST", Path: "/v1/sets/" + w.setOf(obj) + "/events", Body: map[string]any{"events": []map[string]any{
+					{"event_id": uuid.NewString(), "type": "rep.phase", "phase": "up", "at": time.Now().UTC().Format(time.RFC3339Nano)}}}}
+			},
+			want: ownedBy(200, athlete, otherAthlete),
+		},
+		"POST /v1/sets/:id/end": {
+			objects: allObjects,
+			build: func(w *world, obj object) request {
+				return request{Method: "POST", Path: "/v1/sets/" + w.setOf(obj) + "/end"}
+			},
+			want: ownedBy(200, athlete, otherAthlete),
+		},
+		"POST /v1/sets/:id/feedback": {
+			objects: allObjects,
+			build: func(w *world, obj object) request {
+				return request{Method: "POST", Path: "/v1/sets/" + w.setOf(obj) + "/feedback", Body: map[string]any{"text": "Nice lockouts"}}
+			},
+			want: ownedBy(201, coach, otherCoach),
+		},
+		"POST /v1/live/tickets": {
+			build: func(*world, object) request { return request{Method: "POST", Path: "/v1/live/tickets"} },
+			want:  roles(map[actor]int{athlete: 201, otherAthlete: 201, coach: 201, otherCoach: 201, admin: 403}),
+		},
+		// The upgrade itself (401/403 before it) is exercised with real sockets in
+		// live_test.go; a plain GET is refused for everyone.
+		"GET /v1/live": {build: get("/v1/live"), want: public(400)},
+	}
+}
+
+var allObjects = []object{own, others, missing}
+
+// roles gives each signed-in actor its status; anonymous gets 401.
+func roles(m map[actor]int) func(actor, object) int {
+	return func(a actor, _ object) int {
+		if a == anonymous {
+			return 401
+		}
+		return m[a]
+	}
+}
+
+// visibleTo: the pair (mine, mine-coach) sees own objects, the pair (theirs,
+// theirs-coach) sees the other's; anyone else gets 404, and the forbidden role 403.
+func visibleTo(ok int, mine, myCoach, theirs, theirCoach, forbidden actor) func(actor, object) int {
+	return func(a actor, obj object) int {
+		switch {
+		case a == anonymous:
+			return 401
+		case a == forbidden:
+			return 403
+		case obj == own && (a == mine || a == myCoach), obj == others && (a == theirs || a == theirCoach):
+			return ok
+		}
+		return 404
+	}
+}
+
+// ownedBy: only the given role may call; of it, first sees own objects, second
+// the other's; the remaining roles get 403.
+func ownedBy(ok int, first, second actor) func(actor, object) int {
+	role := func(a actor) string {
+		switch a {
+		case athlete, otherAthlete:
+			return "athlete"
+		case coach, otherCoach:
+			return "coach"
+		}
+		return string(a)
+	}
+	return func(a actor, obj object) int {
+		switch {
+		case a == anonymous:
+			return 401
+		case role(a) != role(first):
+			return 403
+		case obj == own && a == first, obj == others && a == second:
+			return ok
+		}
+		return 404
 	}
 }
 

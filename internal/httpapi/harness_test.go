@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/repcue/repcue/internal/auth"
 	"github.com/repcue/repcue/internal/config"
 	"github.com/repcue/repcue/internal/httpapi"
+	"github.com/repcue/repcue/internal/live"
 	"github.com/repcue/repcue/internal/postgres"
 	"github.com/repcue/repcue/internal/testdb"
 )
@@ -37,6 +39,20 @@ type harness struct {
 	tokens *auth.Tokens
 	clock  *clock
 	ip     string
+	hub    *live.Hub
+}
+
+// listen serves the app on a real loopback port (for WebSockets and limits
+// that only a real connection shows) and returns its address.
+func (h *harness) listen() string {
+	h.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	go h.app.Listener(ln) //nolint:errcheck
+	h.t.Cleanup(func() { _ = h.app.Shutdown() })
+	return ln.Addr().String()
 }
 
 type clock struct {
@@ -60,16 +76,25 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.AllowedOrigins = []string{"https://coach.example.com"}
 	tokens := auth.NewTokens(auth.GenerateKey(), "repcue", "repcue-api", 15*time.Minute, clk.Now)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hub := live.New(store, log, live.Config{HoldTick: 50 * time.Millisecond})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = hub.Shutdown(ctx)
+	})
 	app := httpapi.New(httpapi.Deps{
 		Config: cfg,
-		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:    log,
 		Store:  store,
 		Tokens: tokens,
 		Hasher: auth.NewHasher(4),
+		Live:   hub,
 		Now:    clk.Now,
 	})
-	return &harness{t: t, app: app, store: store, tokens: tokens, clock: clk, ip: "0.0.0.0"}
+	return &harness{t: t, app: app, store: store, tokens: tokens, clock: clk, ip: "0.0.0.0", hub: hub}
 }
 
 type response struct {

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/repcue/repcue/internal/domain"
 )
 
 // routes registers every endpoint of the API. Keep them all here: this list is
@@ -22,4 +24,16 @@ func (a *API) routes(app *fiber.App) {
 
 	authn := a.authenticate
 	v1.Get("/me", authn, a.handleMe)
+
+	athlete, coach := only(domain.RoleAthlete), only(domain.RoleCoach)
+	athleteOrCoach := only(domain.RoleAthlete, domain.RoleCoach)
+	v1.Post("/sets", authn, athlete, a.handleCreateSet)
+	v1.Get("/sets", authn, athleteOrCoach, a.handleListSets)
+	v1.Get("/sets/:id", authn, athleteOrCoach, a.handleGetSet)
+	v1.Post("/sets/:id/events", authn, athlete, a.handleUploadEvents)
+	v1.Post("/sets/:id/end", authn, athlete, a.handleEndSet)
+	v1.Post("/sets/:id/feedback", authn, coach, a.handleSetFeedback)
+
+	v1.Post("/live/tickets", authn, athleteOrCoach, a.handleCreateTicket)
+	v1.Get("/live", a.liveGate, a.liveHandler())
 }

@@ -1,0 +1,130 @@
+package httpapi
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	ws "github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/repcue/repcue/internal/auth"
+	"github.com/repcue/repcue/internal/domain"
+	"github.com/repcue/repcue/internal/live"
+)
+
+// ticketTTL is how long a live ticket may wait before it is used.
+const ticketTTL = 30 * time.Second
+
+// Socket timing: the server pings every 25 s (live.Config.PingPeriod); a socket
+// that shows no sign of life for pongWait is dropped; a write that cannot go out
+// within writeWait ends the socket.
+const (
+	pongWait  = 60 * time.Second
+	writeWait = 10 * time.Second
+)
+
+func (a *API) handleCreateTicket(c *fiber.Ctx) error {
+	p := principal(c)
+	ticket, hash := auth.NewOpaqueToken()
+	if err := a.store.CreateTicket(c.UserContext(), hash, p.UserID, p.Role, p.SessionID, ticketTTL); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"ticket": ticket, "expires_in": int(ticketTTL.Seconds())})
+}
+
+const livePrincipalKey = "live-principal"
+
+// liveGate checks everything before the upgrade: that it is one, the Origin
+// (browsers send one; apps do not), and the credentials — a single-use ticket
+// in the query or a bearer token. Neither is ever logged.
+func (a *API) liveGate(c *fiber.Ctx) error {
+	if !ws.IsWebSocketUpgrade(c) {
+		return domain.Errorf(domain.CodeInvalid, "this endpoint only speaks WebSocket")
+	}
+	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !slices.Contains(a.cfg.AllowedOrigins, strings.TrimSuffix(origin, "/")) {
+		return domain.Errorf(domain.CodeForbidden, "origin not allowed")
+	}
+	var p live.Principal
+	if ticket := c.Query("ticket"); ticket != "" {
+		if len(ticket) > 128 {
+			return domain.Errorf(domain.CodeUnauthorized, "invalid, used or expired ticket")
+		}
+		uid, role, sid, err := a.store.UseTicket(c.UserContext(), auth.HashOpaqueToken(ticket))
+		if err != nil {
+			return err
+		}
+		p = live.Principal{UserID: uid, Role: role, SessionID: sid}
+	} else {
+		bp, err := a.bearer(c)
+		if err != nil {
+			return err
+		}
+		p = live.Principal{UserID: bp.UserID, Role: bp.Role, SessionID: bp.SessionID}
+	}
+	c.Locals(livePrincipalKey, p)
+	return c.Next()
+}
+
+func (a *API) liveHandler() fiber.Handler {
+	// The gate has already checked the Origin; the upgrader's own check must let
+	// through what the gate let through: allowed origins, and apps with none ("").
+	origins := append(slices.Clone(a.cfg.AllowedOrigins), "")
+	return ws.New(func(conn *ws.Conn) {
+		p, _ := conn.Locals(livePrincipalKey).(live.Principal)
+		a.live.Serve(p, newWSSocket(conn))
+	}, ws.Config{
+		Origins:          origins,
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   4096,
+		WriteBufferSize:  4096,
+		RecoverHandler: func(conn *ws.Conn) {
+			if r := recover(); r != nil {
+				a.log.Error("live socket panicked", "panic", r)
+				_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, ""), time.Now().Add(time.Second))
+			}
+		},
+	})
+}
+
+// wsSocket adapts a WebSocket connection to live.Socket: a read limit,
+// read deadlines renewed by pongs, write deadlines on every write.
+type wsSocket struct{ c *ws.Conn }
+
+func newWSSocket(c *ws.Conn) wsSocket {
+	c.SetReadLimit(live.MaxFrameBytes)
+	_ = c.SetReadDeadline(time.Now().Add(pongWait))
+	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(pongWait)) })
+	return wsSocket{c}
+}
+
+func (s wsSocket) ReadMessage() ([]byte, error) {
+	_, data, err := s.c.ReadMessage()
+	if errors.Is(err, websocket.ErrReadLimit) {
+		return nil, live.ErrTooBig
+	}
+	if err == nil {
+		_ = s.c.SetReadDeadline(time.Now().Add(pongWait))
+	}
+	return data, err
+}
+
+func (s wsSocket) WriteMessage(data []byte) error {
+	_ = s.c.SetWriteDeadline(time.Now().Add(writeWait))
+	return s.c.WriteMessage(websocket.TextMessage, data)
+}
+
+func (s wsSocket) WritePing() error {
+	return s.c.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait))
+}
+
+func (s wsSocket) WriteClose(code int, reason string) error {
+	return s.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(writeWait))
+}
+
+// Interrupt wakes a blocked ReadMessage; the handler then returns, which is
+// what closes the connection under Fiber.
+func (s wsSocket) Interrupt() { _ = s.c.SetReadDeadline(time.Now()) }

@@ -1,0 +1,448 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/repcue/repcue/internal/domain"
+)
+
+// Socket is one WebSocket connection as the hub uses it. The HTTP layer adapts
+// the real connection; tests use fakes. ReadMessage is only called by the
+// connection's reader, the write methods only by its writer goroutine;
+// Interrupt may be called from anywhere and makes a blocked ReadMessage return.
+type Socket interface {
+	ReadMessage() ([]byte, error)
+	WriteMessage(data []byte) error
+	WritePing() error
+	WriteClose(code int, reason string) error
+	Interrupt()
+}
+
+// Close codes of the live protocol.
+const (
+	CloseNormal      = 1000
+	CloseGoingAway   = 1001
+	CloseTooBig      = 1009
+	CloseRevoked     = 4001
+	CloseTooSlow     = 4008
+	closeNoneWritten = 0
+)
+
+// Principal is the authenticated user of a socket.
+type Principal struct {
+	UserID    uuid.UUID
+	Role      domain.Role
+	SessionID uuid.UUID
+}
+
+// client is one socket of one user. Its reader (the Serve call) handles frames;
+// its writer goroutine drains the bounded send queue, so a slow socket never
+// blocks anyone else: when the queue is full the socket is closed with 4008.
+type client struct {
+	hub  *Hub
+	user Principal
+	sock Socket
+	send chan []byte
+
+	closing   chan struct{} // closed once a close has been decided
+	closeOnce sync.Once
+	closeCode int
+	closeText string
+	flush     bool          // send what is queued before the close frame
+	written   chan struct{} // closed when the writer has exited
+
+	mu   sync.Mutex
+	subs map[uuid.UUID]*subscription // sets this socket watches
+}
+
+// subscription records what the socket knows of a set it watches.
+type subscription struct {
+	athleteID uuid.UUID
+	owner     *owner
+}
+
+func newClient(h *Hub, p Principal, sock Socket) *client {
+	return &client{
+		hub: h, user: p, sock: sock,
+		send:    make(chan []byte, h.cfg.SendQueue),
+		closing: make(chan struct{}),
+		written: make(chan struct{}),
+		subs:    map[uuid.UUID]*subscription{},
+	}
+}
+
+// enqueue hands a frame to the writer. It never blocks: a full queue means the
+// socket cannot keep up and is closed with 4008.
+func (c *client) enqueue(frame []byte) bool {
+	select {
+	case <-c.closing:
+		return false
+	default:
+	}
+	select {
+	case c.send <- frame:
+		return true
+	default:
+		c.close(CloseTooSlow, "too slow: reconnect and resubscribe with since_seq and epoch", false)
+		return false
+	}
+}
+
+// close decides how the socket ends. With flush, the writer first sends what is
+// queued, then the close frame. Without, the close frame goes out at once
+// (WriteClose is safe beside a write in progress) and the reader is woken.
+func (c *client) close(code int, reason string, flush bool) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeText, c.flush = code, reason, flush
+		close(c.closing)
+		if !flush {
+			if code != closeNoneWritten {
+				_ = c.sock.WriteClose(code, reason)
+			}
+			c.sock.Interrupt()
+		}
+	})
+}
+
+func (c *client) writeLoop() {
+	defer close(c.written)
+	ping := time.NewTicker(c.hub.cfg.PingPeriod)
+	defer ping.Stop()
+	for {
+		select {
+		case frame := <-c.send:
+			if err := c.sock.WriteMessage(frame); err != nil {
+				c.close(closeNoneWritten, "", false)
+				return
+			}
+		case <-ping.C:
+			if err := c.sock.WritePing(); err != nil {
+				c.close(closeNoneWritten, "", false)
+				return
+			}
+		case <-c.closing:
+			if c.flush {
+				c.drainQueue()
+				if c.closeCode != closeNoneWritten {
+					_ = c.sock.WriteClose(c.closeCode, c.closeText)
+				}
+				c.sock.Interrupt()
+			}
+			return
+		}
+	}
+}
+
+func (c *client) drainQueue() {
+	for {
+		select {
+		case frame := <-c.send:
+			if c.sock.WriteMessage(frame) != nil {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (c *client) subscription(setID uuid.UUID) *subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.subs[setID]
+}
+
+func (c *client) setSubscription(setID uuid.UUID, s *subscription) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s == nil {
+		delete(c.subs, setID)
+	} else {
+		c.subs[setID] = s
+	}
+}
+
+func (c *client) subscriptions() map[uuid.UUID]*subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[uuid.UUID]*subscription, len(c.subs))
+	for k, v := range c.subs {
+		out[k] = v
+	}
+	return out
+}
+
+// handle reads one frame and acts on it. A refused frame answers an error frame
+// and changes nothing.
+func (c *client) handle(data []byte, receivedAt time.Time) {
+	var ft frameType
+	if err := json.Unmarshal(data, &ft); err != nil || ft.Type == "" {
+		c.enqueue(errorFor(domain.Invalid("type", "a frame is a JSON object with a type"), peekSetID(data), peekEventID(data)))
+		return
+	}
+	var err error
+	var setID, eventID string
+	switch ft.Type {
+	case "subscribe":
+		var f subscribeFrame
+		if err = decodeFrame(data, &f); err == nil {
+			setID = f.SetID
+			err = c.subscribe(f)
+		}
+	case "unsubscribe":
+		var f setFrame
+		if err = decodeFrame(data, &f); err == nil {
+			setID = f.SetID
+			err = c.unsubscribe(f.SetID)
+		}
+	case "rep.phase":
+		var f repPhaseFrame
+		if err = decodeFrame(data, &f); err == nil {
+			setID, eventID = f.SetID, f.EventID
+			err = c.repPhase(f, receivedAt)
+		}
+	case "set.end":
+		var f setEndFrame
+		if err = decodeFrame(data, &f); err == nil {
+			setID, eventID = f.SetID, f.EventID
+			err = c.setEnd(f, receivedAt)
+		}
+	case "cue.send":
+		var f cueSendFrame
+		if err = decodeFrame(data, &f); err == nil {
+			setID = f.SetID
+			err = c.cueSend(f, receivedAt)
+		}
+	case "mistake.flag":
+		var f mistakeFlagFrame
+		if err = decodeFrame(data, &f); err == nil {
+			setID = f.SetID
+			err = c.mistakeFlag(f, receivedAt)
+		}
+	case "cue.ack":
+		var f cueAckFrame
+		if err = decodeFrame(data, &f); err == nil {
+			setID = f.SetID
+			err = c.cueAck(f, receivedAt)
+		}
+	case "ping":
+		var f pingFrame
+		if err = decodeFrame(data, &f); err == nil {
+			if f.ClientTS == nil {
+				err = domain.Invalid("client_ts", "client_ts is required")
+			} else {
+				c.enqueue(encode(pongFrame{Type: "pong", ClientTS: *f.ClientTS, ServerTS: receivedAt.UnixMilli()}))
+			}
+		}
+	default:
+		err = domain.Invalid("type", "unknown frame type %q", ft.Type)
+	}
+	if err != nil {
+		if setID == "" {
+			setID = peekSetID(data)
+		}
+		if eventID == "" {
+			eventID = peekEventID(data)
+		}
+		c.enqueue(errorFor(err, setID, eventID))
+	}
+}
+
+// target finds the set a frame names and checks the caller may act on it:
+// forAthlete → only the owning athlete; otherwise the athlete or a linked coach
+// (coach commands additionally need the coach role, checked by the caller).
+func (c *client) target(rawID string, athleteOnly bool) (uuid.UUID, *owner, error) {
+	setID, err := parseID("set_id", rawID)
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	if sub := c.subscription(setID); sub != nil {
+		if athleteOnly && sub.athleteID != c.user.UserID {
+			return setID, nil, domain.Errorf(domain.CodeForbidden, "only the athlete of this set may do that")
+		}
+		return setID, sub.owner, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	set, err := c.hub.store.FindSet(ctx, setID)
+	if err != nil {
+		return setID, nil, err
+	}
+	ok, err := c.hub.store.CanWatch(ctx, c.user.UserID, c.user.Role, set.AthleteID)
+	if err != nil {
+		return setID, nil, err
+	}
+	if !ok {
+		return setID, nil, domain.NotFound("set")
+	}
+	if athleteOnly && set.AthleteID != c.user.UserID {
+		return setID, nil, domain.Errorf(domain.CodeForbidden, "only the athlete of this set may do that")
+	}
+	return setID, c.hub.owner(setID), nil
+}
+
+func (c *client) subscribe(f subscribeFrame) error {
+	setID, err := parseID("set_id", f.SetID)
+	if err != nil {
+		return err
+	}
+	if f.SinceSeq != nil && *f.SinceSeq < 0 {
+		return domain.Invalid("since_seq", "since_seq must not be negative")
+	}
+	if c.subscription(setID) == nil {
+		if len(c.subscriptions()) >= c.hub.cfg.MaxSubscriptions {
+			return domain.Errorf(domain.CodeTooManyRequests, "a socket may watch at most %d sets", c.hub.cfg.MaxSubscriptions)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	set, err := c.hub.store.FindSet(ctx, setID)
+	if err != nil {
+		return err
+	}
+	ok, err := c.hub.store.CanWatch(ctx, c.user.UserID, c.user.Role, set.AthleteID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return domain.NotFound("set")
+	}
+	o := c.hub.owner(setID)
+	c.setSubscription(setID, &subscription{athleteID: set.AthleteID, owner: o})
+	return o.do(func(o *owner) { o.subscribe(c, f.SinceSeq, f.Epoch) })
+}
+
+func (c *client) unsubscribe(rawID string) error {
+	setID, err := parseID("set_id", rawID)
+	if err != nil {
+		return err
+	}
+	sub := c.subscription(setID)
+	if sub == nil {
+		return nil // not watching: nothing to do
+	}
+	c.setSubscription(setID, nil)
+	return sub.owner.do(func(o *owner) { o.unsubscribe(c) })
+}
+
+func (c *client) repPhase(f repPhaseFrame, at time.Time) error {
+	eventID, err := parseID("event_id", f.EventID)
+	if err != nil {
+		return err
+	}
+	switch f.Phase {
+	case "up", "top", "down", "bottom":
+	default:
+		return domain.Invalid("phase", "phase must be up, top, down or bottom")
+	}
+	_, o, err := c.target(f.SetID, true)
+	if err != nil {
+		return err
+	}
+	ev := athleteEvent{client: c, eventID: eventID, typ: "rep.phase", phase: f.Phase, clientTS: f.ClientTS, at: at}
+	return o.do(func(o *owner) { o.athleteEvent(ev) })
+}
+
+func (c *client) setEnd(f setEndFrame, at time.Time) error {
+	eventID, err := parseID("event_id", f.EventID)
+	if err != nil {
+		return err
+	}
+	_, o, err := c.target(f.SetID, true)
+	if err != nil {
+		return err
+	}
+	ev := athleteEvent{client: c, eventID: eventID, typ: "set.end", at: at}
+	return o.do(func(o *owner) { o.athleteEvent(ev) })
+}
+
+func (c *client) coachTarget(rawID string) (*owner, error) {
+	if c.user.Role != domain.RoleCoach {
+		return nil, domain.Errorf(domain.CodeForbidden, "only a linked coach may do that")
+	}
+	_, o, err := c.target(rawID, false)
+	return o, err
+}
+
+func (c *client) cueSend(f cueSendFrame, at time.Time) error {
+	var cmd coachCommand
+	switch {
+	case f.CueID != nil && f.Text != nil:
+		return domain.Invalid("cue_id", "send either cue_id or text, not both")
+	case f.CueID != nil:
+		id, err := parseID("cue_id", *f.CueID)
+		if err != nil {
+			return err
+		}
+		cmd.cueID = &id
+	case f.Text != nil:
+		text, err := domain.CleanCueText("text", *f.Text)
+		if err != nil {
+			return err
+		}
+		cmd.text = text
+	default:
+		return domain.Invalid("cue_id", "cue_id or text is required")
+	}
+	o, err := c.coachTarget(f.SetID)
+	if err != nil {
+		return err
+	}
+	cmd.client, cmd.at = c, at
+	return o.do(func(o *owner) { o.coachCue(cmd) })
+}
+
+func (c *client) mistakeFlag(f mistakeFlagFrame, at time.Time) error {
+	id, err := parseID("mistake_id", f.MistakeID)
+	if err != nil {
+		return err
+	}
+	o, err := c.coachTarget(f.SetID)
+	if err != nil {
+		return err
+	}
+	cmd := coachCommand{client: c, at: at, mistakeID: &id}
+	return o.do(func(o *owner) { o.coachCue(cmd) })
+}
+
+func (c *client) cueAck(f cueAckFrame, at time.Time) error {
+	if f.CueSeq == nil || *f.CueSeq < 1 {
+		return domain.Invalid("cue_seq", "cue_seq must be the seq of a cue frame")
+	}
+	_, o, err := c.target(f.SetID, true)
+	if err != nil {
+		return err
+	}
+	seq := *f.CueSeq
+	return o.do(func(o *owner) { o.cueAck(c, seq, at) })
+}
+
+// peekSetID and peekEventID recover the ids of a refused frame for its error
+// frame, when they are short strings.
+func peekSetID(data []byte) string {
+	var f struct {
+		SetID any `json:"set_id"`
+	}
+	_ = json.Unmarshal(data, &f)
+	return shortString(f.SetID)
+}
+
+func peekEventID(data []byte) string {
+	var f struct {
+		EventID any `json:"event_id"`
+	}
+	_ = json.Unmarshal(data, &f)
+	return shortString(f.EventID)
+}
+
+func shortString(v any) string {
+	if s, ok := v.(string); ok && len(s) <= 64 {
+		return s
+	}
+	return ""
+}

@@ -1,0 +1,390 @@
+// Package live is the hub of live sets: one owner goroutine per live set holds
+// its rep-timer state, clock, seq and replay window; one writer goroutine per
+// socket drains a bounded queue; events are committed to PostgreSQL in batches
+// and acknowledged only after the commit. The wire protocol is api/live-protocol.md.
+package live
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/repcue/repcue/internal/domain"
+	"github.com/repcue/repcue/internal/postgres"
+	"github.com/repcue/repcue/internal/reptimer"
+)
+
+// Config tunes the hub. Zero values take the defaults.
+type Config struct {
+	HoldTick         time.Duration // hold.tick interval (REPCUE_HOLD_TICK)
+	SendQueue        int           // frames queued per socket before it is closed with 4008
+	MaxSubscriptions int           // sets one socket may watch
+	ReplayWindow     int           // broadcast frames kept per set for since_seq replays
+	PingPeriod       time.Duration // how often the server pings each socket
+	IdleTimeout      time.Duration // an unwatched, quiet set's goroutine retires after this
+	IdleCheck        time.Duration
+	SessionCheck     time.Duration // how often sockets' sessions are checked (4001)
+	Now              func() time.Time
+}
+
+func (c *Config) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.HoldTick, 250*time.Millisecond)
+	def(&c.PingPeriod, 25*time.Second)
+	def(&c.IdleTimeout, 5*time.Minute)
+	def(&c.IdleCheck, 30*time.Second)
+	def(&c.SessionCheck, 15*time.Second)
+	if c.SendQueue <= 0 {
+		c.SendQueue = 256
+	}
+	if c.MaxSubscriptions <= 0 {
+		c.MaxSubscriptions = 100
+	}
+	if c.ReplayWindow < 256 {
+		c.ReplayWindow = 512
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Hub owns every live socket and every live set of this node.
+type Hub struct {
+	cfg       Config
+	store     *postgres.Store
+	log       *slog.Logger
+	committer *committer
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	owners sync.WaitGroup // owner goroutines
+	conns  sync.WaitGroup // Serve calls
+	bg     sync.WaitGroup // committer and session checker
+
+	mu      sync.Mutex
+	sets    map[uuid.UUID]*owner
+	clients map[uuid.UUID]map[*client]struct{} // by user
+
+	closing      atomic.Bool
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New starts a hub.
+func New(store *postgres.Store, log *slog.Logger, cfg Config) *Hub {
+	cfg.defaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Hub{
+		cfg: cfg, store: store, log: log, ctx: ctx, cancel: cancel,
+		committer: newCommitter(store, log, 4096, 256),
+		sets:      map[uuid.UUID]*owner{},
+		clients:   map[uuid.UUID]map[*client]struct{}{},
+	}
+	h.bg.Add(2)
+	go func() { defer h.bg.Done(); h.committer.run(ctx) }()
+	go func() { defer h.bg.Done(); h.checkSessions() }()
+	return h
+}
+
+func (h *Hub) now() time.Time { return h.cfg.Now() }
+
+// owner returns the set's owner, starting one (which loads the set) if needed.
+func (h *Hub) owner(setID uuid.UUID) *owner {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if o := h.sets[setID]; o != nil {
+		return o
+	}
+	o := newOwner(h, setID)
+	if h.ctx.Err() != nil { // shut down: an owner that takes nothing
+		o.closed = true
+		return o
+	}
+	h.sets[setID] = o
+	h.owners.Add(1)
+	go o.run()
+	return o
+}
+
+var errClosing = &domain.Error{Code: domain.CodeUnavailable, Message: "the server is shutting down", RetryAfter: time.Second}
+
+// Serve runs one socket until it closes. It blocks for the socket's whole life,
+// as the WebSocket handler must.
+func (h *Hub) Serve(p Principal, sock Socket) {
+	h.conns.Add(1)
+	defer h.conns.Done()
+	c := newClient(h, p, sock)
+	if h.closing.Load() {
+		_ = sock.WriteClose(CloseGoingAway, "server going away")
+		return
+	}
+	h.register(c)
+	go c.writeLoop()
+	for {
+		data, err := sock.ReadMessage()
+		if err != nil {
+			if errors.Is(err, ErrTooBig) {
+				c.close(CloseTooBig, "frame too big", false)
+			}
+			break
+		}
+		if h.closing.Load() {
+			c.enqueue(errorFor(errClosing, peekSetID(data), peekEventID(data)))
+			continue
+		}
+		c.handle(data, h.now())
+	}
+	c.close(CloseNormal, "", false) // no-op if a close was decided already
+	<-c.written
+	h.unregister(c)
+}
+
+// ErrTooBig is what a Socket's ReadMessage returns for a frame over MaxFrameBytes.
+var ErrTooBig = errors.New("frame too big")
+
+func (h *Hub) register(c *client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.clients[c.user.UserID]
+	if m == nil {
+		m = map[*client]struct{}{}
+		h.clients[c.user.UserID] = m
+	}
+	m[c] = struct{}{}
+}
+
+func (h *Hub) unregister(c *client) {
+	for _, sub := range c.subscriptions() {
+		_ = sub.owner.do(func(o *owner) { o.unsubscribe(c) })
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m := h.clients[c.user.UserID]; m != nil {
+		delete(m, c)
+		if len(m) == 0 {
+			delete(h.clients, c.user.UserID)
+		}
+	}
+}
+
+func (h *Hub) clientsOf(userID uuid.UUID) []*client {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*client, 0, len(h.clients[userID]))
+	for c := range h.clients[userID] {
+		out = append(out, c)
+	}
+	return out
+}
+
+// SetStarted tells every socket of the athlete's linked coaches that a set began.
+func (h *Hub) SetStarted(ctx context.Context, set domain.Set) {
+	coaches, err := h.store.LinkedCoaches(ctx, set.AthleteID)
+	if err != nil {
+		h.log.Error("set.started: listing coaches", "set", set.ID, "err", err)
+		return
+	}
+	frame := encode(setStartedFrame{Type: "set.started", SetID: set.ID, AthleteID: set.AthleteID})
+	for _, coach := range coaches {
+		for _, c := range h.clientsOf(coach) {
+			c.enqueue(frame)
+		}
+	}
+}
+
+// notifySetEnded gives the set's summary to linked coaches' sockets that do not
+// watch the set (those that do got the broadcast set.ended).
+func (h *Hub) notifySetEnded(setID, athleteID uuid.UUID, summary reptimer.Summary) {
+	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	defer cancel()
+	coaches, err := h.store.LinkedCoaches(ctx, athleteID)
+	if err != nil {
+		h.log.Error("set.ended: listing coaches", "set", setID, "err", err)
+		return
+	}
+	frame := encode(setEndedFrame{Type: "set.ended", SetID: setID, Summary: summary})
+	for _, coach := range coaches {
+		for _, c := range h.clientsOf(coach) {
+			if c.subscription(setID) == nil {
+				c.enqueue(frame)
+			}
+		}
+	}
+}
+
+// Unlinked stops a coach's watching of an athlete's sets at once: every socket
+// of the coach drops its subscriptions to them and is told so.
+func (h *Hub) Unlinked(coachID, athleteID uuid.UUID) {
+	for _, c := range h.clientsOf(coachID) {
+		for setID, sub := range c.subscriptions() {
+			if sub.athleteID != athleteID {
+				continue
+			}
+			c.setSubscription(setID, nil)
+			_ = sub.owner.do(func(o *owner) { o.unsubscribe(c) })
+			c.enqueue(encode(unsubscribedFrame{Type: "unsubscribed", SetID: setID, Reason: "unlinked"}))
+		}
+	}
+}
+
+// Upload applies offline events to a set through its owner and returns once
+// they are committed.
+func (h *Hub) Upload(ctx context.Context, setID, actor uuid.UUID, events []UploadEvent) (UploadResult, error) {
+	type result struct {
+		res UploadResult
+		err error
+	}
+	ch := make(chan result, 1)
+	err := h.owner(setID).do(func(o *owner) {
+		o.upload(actor, events, func(r UploadResult, err error) { ch <- result{r, err} })
+	})
+	if err != nil {
+		return UploadResult{}, err
+	}
+	select {
+	case r := <-ch:
+		return r.res, r.err
+	case <-ctx.Done():
+		return UploadResult{}, &domain.Error{Code: domain.CodeUnavailable, Message: "storing the events took too long", Err: ctx.Err()}
+	}
+}
+
+// End ends a set through its owner and returns the summary once it is stored.
+func (h *Hub) End(ctx context.Context, setID, actor uuid.UUID) (reptimer.Summary, error) {
+	type result struct {
+		sum reptimer.Summary
+		err error
+	}
+	ch := make(chan result, 1)
+	err := h.owner(setID).do(func(o *owner) {
+		o.end(actor, func(s reptimer.Summary, err error) { ch <- result{s, err} })
+	})
+	if err != nil {
+		return reptimer.Summary{}, err
+	}
+	select {
+	case r := <-ch:
+		return r.sum, r.err
+	case <-ctx.Done():
+		return reptimer.Summary{}, &domain.Error{Code: domain.CodeUnavailable, Message: "ending the set took too long", Err: ctx.Err()}
+	}
+}
+
+// checkSessions closes, with 4001, the sockets whose session was revoked or
+// whose account was disabled.
+func (h *Hub) checkSessions() {
+	t := time.NewTicker(h.cfg.SessionCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		var all []*client
+		ids := map[uuid.UUID]bool{}
+		for _, m := range h.clients {
+			for c := range m {
+				all = append(all, c)
+				ids[c.user.SessionID] = true
+			}
+		}
+		h.mu.Unlock()
+		if len(all) == 0 {
+			continue
+		}
+		list := make([]uuid.UUID, 0, len(ids))
+		for id := range ids {
+			list = append(list, id)
+		}
+		ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+		active, err := h.store.ActiveSessions(ctx, list)
+		cancel()
+		if err != nil {
+			continue // the database is away: keep the sockets rather than drop everyone
+		}
+		for _, c := range all {
+			if !active[c.user.SessionID] {
+				c.close(CloseRevoked, "session revoked: sign in again", false)
+			}
+		}
+	}
+}
+
+// barrier waits until every owner has handled what was in its inbox.
+func (h *Hub) barrier(ctx context.Context) {
+	h.mu.Lock()
+	owners := make([]*owner, 0, len(h.sets))
+	for _, o := range h.sets {
+		owners = append(owners, o)
+	}
+	h.mu.Unlock()
+	for _, o := range owners {
+		done := make(chan struct{})
+		if o.do(func(*owner) { close(done) }) != nil {
+			continue
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Shutdown stops taking frames, commits what is pending (and sends its acks),
+// closes every socket with 1001 and waits for them, within ctx. Calling it
+// again returns the first call's result.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.shutdownOnce.Do(func() { h.shutdownErr = h.shutdown(ctx) })
+	return h.shutdownErr
+}
+
+func (h *Hub) shutdown(ctx context.Context) error {
+	h.closing.Store(true)
+	h.barrier(ctx) // every frame already read is applied and queued for writing
+	drained := make(chan struct{})
+	go func() { h.committer.drain(); close(drained) }()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+	}
+	h.barrier(ctx) // the owners have turned the commits into acks
+	h.mu.Lock()
+	for _, m := range h.clients {
+		for c := range m {
+			c.close(CloseGoingAway, "server going away: reconnect", true)
+		}
+	}
+	h.mu.Unlock()
+	done := make(chan struct{})
+	go func() { h.conns.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		h.mu.Lock()
+		for _, m := range h.clients {
+			for c := range m {
+				c.sock.Interrupt() // out of time: stop waiting for slow writers
+			}
+		}
+		h.mu.Unlock()
+		<-done
+	}
+	h.cancel()
+	h.owners.Wait()
+	h.bg.Wait()
+	return err
+}

@@ -1,0 +1,444 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/goleak"
+
+	"github.com/repcue/repcue/internal/domain"
+	"github.com/repcue/repcue/internal/postgres"
+	"github.com/repcue/repcue/internal/testdb"
+)
+
+// fakeSocket is a socket in memory: the test writes client frames into in and
+// reads server frames from out. A gate, when set, holds every write (a slow client).
+type fakeSocket struct {
+	in        chan []byte
+	out       chan []byte
+	gate      chan struct{}
+	interrupt chan struct{}
+	once      sync.Once
+	mu        sync.Mutex
+	closeCode int
+}
+
+func newFakeSocket() *fakeSocket {
+	return &fakeSocket{in: make(chan []byte, 64), out: make(chan []byte, 4096), interrupt: make(chan struct{})}
+}
+
+var errInterrupted = errors.New("interrupted")
+
+func (s *fakeSocket) ReadMessage() ([]byte, error) {
+	select {
+	case b := <-s.in:
+		if len(b) > MaxFrameBytes {
+			return nil, ErrTooBig
+		}
+		return b, nil
+	case <-s.interrupt:
+		return nil, errInterrupted
+	}
+}
+
+func (s *fakeSocket) WriteMessage(b []byte) error {
+	if s.gate != nil {
+		select {
+		case <-s.gate:
+		case <-s.interrupt:
+			return errInterrupted
+		}
+	}
+	select {
+	case s.out <- b:
+		return nil
+	case <-s.interrupt:
+		return errInterrupted
+	}
+}
+
+func (s *fakeSocket) WritePing() error { return nil }
+
+func (s *fakeSocket) WriteClose(code int, _ string) error {
+	s.mu.Lock()
+	s.closeCode = code
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *fakeSocket) Interrupt() { s.once.Do(func() { close(s.interrupt) }) }
+
+func (s *fakeSocket) code() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closeCode
+}
+
+// fixture is a hub on a fresh database with an athlete, a linked coach, an
+// unlinked coach and a live set of the athlete.
+type fixture struct {
+	t       *testing.T
+	hub     *Hub
+	store   *postgres.Store
+	athlete Principal
+	coach   Principal
+	other   Principal
+	set     domain.Set
+	served  sync.WaitGroup
+}
+
+func newFixture(t *testing.T, cfg Config) *fixture {
+	t.Helper()
+	pool := testdb.New(t)
+	store := postgres.NewStore(pool)
+	ctx := context.Background()
+	f := &fixture{t: t, store: store}
+	mk := func(role domain.Role) Principal {
+		u, err := store.CreateUser(ctx, domain.User{Email: uuid.NewString() + "@example.com", DisplayName: string(role), Role: role}, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sid := uuid.New()
+		if err := store.CreateSession(ctx, u.ID, sid, []byte(uuid.NewString()), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		return Principal{UserID: u.ID, Role: role, SessionID: sid}
+	}
+	f.athlete, f.coach, f.other = mk(domain.RoleAthlete), mk(domain.RoleCoach), mk(domain.RoleCoach)
+	exec := func(sql string, args ...any) {
+		if _, err := pool.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`INSERT INTO coach_links (coach_id, athlete_id) VALUES ($1, $2)`, f.coach.UserID, f.athlete.UserID)
+	exec(`INSERT INTO exercises (id, slug, name, summary, setup, execution) VALUES ('11111111-1111-4111-8111-111111111111', 'test-ex', 'Test', '', '', '')
+		ON CONFLICT DO NOTHING`)
+	exec(`INSERT INTO variations (exercise_id, slug, name, position, loading, description)
+		VALUES ('11111111-1111-4111-8111-111111111111', 'test-var', 'Test variation', 1, 'bodyweight', '') ON CONFLICT DO NOTHING`)
+	var err error
+	f.set, err = store.CreateSet(ctx, postgres.NewSet{AthleteID: f.athlete.UserID, Variation: "test-var", LoadKG: 60, TargetReps: 5, PauseHoldMS: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.hub = New(store, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = f.hub.Shutdown(ctx)
+		f.served.Wait()
+	})
+	return f
+}
+
+// connect serves a fake socket for p.
+func (f *fixture) connect(p Principal) *fakeSocket {
+	s := newFakeSocket()
+	f.served.Add(1)
+	go func() { defer f.served.Done(); f.hub.Serve(p, s) }()
+	return s
+}
+
+func send(s *fakeSocket, frame map[string]any) {
+	b, _ := json.Marshal(frame)
+	s.in <- b
+}
+
+// next returns the next frame of the given type, skipping hold ticks.
+func next(t *testing.T, s *fakeSocket, typ string) map[string]any {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case b := <-s.out:
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatalf("frame is not JSON: %s", b)
+			}
+			if m["type"] == "hold.tick" && typ != "hold.tick" {
+				continue
+			}
+			if m["type"] != typ {
+				t.Fatalf("got frame %s, want %s", b, typ)
+			}
+			return m
+		case <-deadline:
+			t.Fatalf("no %s frame within 5 s", typ)
+		}
+	}
+}
+
+func (f *fixture) phase(s *fakeSocket, phase string) string {
+	id := uuid.NewString()
+	send(s, map[string]any{"type": "rep.phase", "set_id": f.set.ID.String(), "phase": phase, "event_id": id, "client_ts": 1})
+	return id
+}
+
+func TestHubRepCycleAcksAfterCommitAndSeqIsGapFree(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a, c := f.connect(f.athlete), f.connect(f.coach)
+	send(a, map[string]any{"type": "subscribe", "set_id": f.set.ID.String()})
+	send(c, map[string]any{"type": "subscribe", "set_id": f.set.ID.String()})
+	snapA, snapC := next(t, a, "snapshot"), next(t, c, "snapshot")
+	if snapA["epoch"] != snapC["epoch"] || snapA["last_seq"] != snapC["last_seq"] {
+		t.Fatalf("two snapshots of one set differ: %v %v", snapA, snapC)
+	}
+
+	id := f.phase(a, "up")
+	next(t, a, "state")
+	ack := next(t, a, "ack")
+	if ack["event_id"] != id {
+		t.Fatalf("ack %v for another event", ack)
+	}
+	events, err := f.store.SetEvents(context.Background(), f.set.ID)
+	if err != nil || len(events) != 1 || events[0].EventID.String() != id {
+		t.Fatalf("acknowledged event not stored: %v %v", events, err)
+	}
+	// The coach sees the same numbered frame.
+	st := next(t, c, "state")
+	if st["seq"] != float64(1) || st["epoch"] != snapA["epoch"] {
+		t.Fatalf("coach frame %v", st)
+	}
+
+	// A resent event is acknowledged again and applied once.
+	send(a, map[string]any{"type": "rep.phase", "set_id": f.set.ID.String(), "phase": "up", "event_id": id, "client_ts": 1})
+	if again := next(t, a, "ack"); again["event_id"] != id {
+		t.Fatalf("resend not acknowledged: %v", again)
+	}
+	f.phase(a, "top")
+	st = next(t, a, "state")
+	if st["seq"] != float64(2) || st["state"].(map[string]any)["rep"] != float64(1) {
+		t.Fatalf("after top: %v", st)
+	}
+	next(t, a, "ack")
+	// The server's timer ends the 200 ms hold.
+	next(t, a, "hold.done")
+	next(t, a, "state")
+
+	// An invalid transition is refused: error frame, no ack, nothing stored.
+	bad := f.phase(a, "up")
+	e := next(t, a, "error")
+	if e["code"] != "invalid_transition" || e["event_id"] != bad || e["set_id"] != f.set.ID.String() {
+		t.Fatalf("error frame %v", e)
+	}
+	if events, _ := f.store.SetEvents(context.Background(), f.set.ID); len(events) != 2 {
+		t.Fatalf("%d events stored, want 2", len(events))
+	}
+	// Every frame the coach got is numbered 1, 2, 3… without gaps.
+	want := float64(2)
+	for _, typ := range []string{"state", "hold.done", "state"} {
+		m := next(t, c, typ)
+		if m["seq"] != want {
+			t.Fatalf("coach %s seq %v, want %v", typ, m["seq"], want)
+		}
+		want++
+	}
+}
+
+func TestHubRefusesFramesForTheWrongRole(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	c, o := f.connect(f.coach), f.connect(f.other)
+	f.phase(c, "up")
+	if e := next(t, c, "error"); e["code"] != "forbidden" {
+		t.Fatalf("coach moving reps: %v", e)
+	}
+	send(o, map[string]any{"type": "subscribe", "set_id": f.set.ID.String()})
+	if e := next(t, o, "error"); e["code"] != "not_found" {
+		t.Fatalf("unlinked coach subscribing: %v", e)
+	}
+	send(o, map[string]any{"type": "cue.send", "set_id": f.set.ID.String(), "text": "Ribs down"})
+	if e := next(t, o, "error"); e["code"] != "not_found" {
+		t.Fatalf("unlinked coach cueing: %v", e)
+	}
+	a := f.connect(f.athlete)
+	send(a, map[string]any{"type": "cue.send", "set_id": f.set.ID.String(), "text": "Ribs down"})
+	if e := next(t, a, "error"); e["code"] != "forbidden" {
+		t.Fatalf("athlete cueing: %v", e)
+	}
+	send(a, map[string]any{"type": "subscribe", "set_id": f.set.ID.String(), "extra": 1})
+	if e := next(t, a, "error"); e["code"] != "invalid" {
+		t.Fatalf("unknown field: %v", e)
+	}
+	send(a, map[string]any{"type": "subscribe", "set_id": "nope"})
+	if e := next(t, a, "error"); e["code"] != "invalid" || e["set_id"] != "nope" {
+		t.Fatalf("bad set id: %v", e)
+	}
+	send(a, map[string]any{"type": "dance"})
+	if e := next(t, a, "error"); e["code"] != "invalid" {
+		t.Fatalf("unknown type: %v", e)
+	}
+	send(a, map[string]any{"type": "ping", "client_ts": 42})
+	if p := next(t, a, "pong"); p["client_ts"] != float64(42) || p["server_ts"].(float64) < 1 {
+		t.Fatalf("pong %v", p)
+	}
+}
+
+func TestHubReplaysSinceSeqAndSnapshotsOtherwise(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a := f.connect(f.athlete)
+	send(a, map[string]any{"type": "subscribe", "set_id": f.set.ID.String()})
+	snap := next(t, a, "snapshot")
+	epoch := snap["epoch"].(string)
+	f.phase(a, "up")
+	next(t, a, "state")
+	next(t, a, "ack")
+	f.phase(a, "top")
+	next(t, a, "state")
+	next(t, a, "ack")
+
+	c := f.connect(f.coach)
+	send(c, map[string]any{"type": "subscribe", "set_id": f.set.ID.String(), "since_seq": 0, "epoch": epoch})
+	if m := next(t, c, "state"); m["seq"] != float64(1) {
+		t.Fatalf("replay starts at %v", m["seq"])
+	}
+	if m := next(t, c, "state"); m["seq"] != float64(2) {
+		t.Fatalf("replay continues at %v", m["seq"])
+	}
+	if m := next(t, c, "replayed"); m["last_seq"] != float64(2) {
+		t.Fatalf("replayed %v", m)
+	}
+	send(c, map[string]any{"type": "subscribe", "set_id": f.set.ID.String(), "since_seq": 2})
+	next(t, c, "replayed") // nothing missed
+	send(c, map[string]any{"type": "subscribe", "set_id": f.set.ID.String(), "since_seq": 1, "epoch": "another"})
+	if m := next(t, c, "snapshot"); m["epoch"] != epoch {
+		t.Fatalf("snapshot %v", m)
+	}
+}
+
+func TestHubClosesASlowClientWithoutSlowingOthers(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{SendQueue: 8})
+	a, c := f.connect(f.athlete), newFakeSocket()
+	c.gate = make(chan struct{}) // this coach's socket never drains
+	f.served.Add(1)
+	go func() { defer f.served.Done(); f.hub.Serve(f.coach, c) }()
+	send(a, map[string]any{"type": "subscribe", "set_id": f.set.ID.String()})
+	send(c, map[string]any{"type": "subscribe", "set_id": f.set.ID.String()})
+	next(t, a, "snapshot")
+	for i := 0; i < 10; i++ {
+		send(a, map[string]any{"type": "ping", "client_ts": i}) // keeps a busy while the coach lags
+		next(t, a, "pong")
+	}
+	for i := 0; i < 5; i++ {
+		f.phase(a, "up")
+		next(t, a, "state")
+		next(t, a, "ack")
+		f.phase(a, "top")
+		next(t, a, "state")
+		next(t, a, "ack")
+		next(t, a, "hold.done")
+		next(t, a, "state")
+		f.phase(a, "down")
+		next(t, a, "state")
+		next(t, a, "ack")
+		f.phase(a, "bottom")
+		next(t, a, "state")
+		next(t, a, "rep.done")
+		next(t, a, "ack")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.code() != CloseTooSlow && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c.code() != CloseTooSlow {
+		t.Fatalf("the slow socket was closed with %d, want 4008", c.code())
+	}
+}
+
+func TestHubUnlinkStopsWatchingAtOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a, c := f.connect(f.athlete), f.connect(f.coach)
+	send(c, map[string]any{"type": "subscribe", "set_id": f.set.ID.String()})
+	next(t, c, "snapshot")
+	f.hub.Unlinked(f.coach.UserID, f.athlete.UserID)
+	if m := next(t, c, "unsubscribed"); m["reason"] != "unlinked" || m["set_id"] != f.set.ID.String() {
+		t.Fatalf("unsubscribed %v", m)
+	}
+	send(a, map[string]any{"type": "subscribe", "set_id": f.set.ID.String()})
+	next(t, a, "snapshot")
+	f.phase(a, "up")
+	next(t, a, "state")
+	select {
+	case b := <-c.out:
+		t.Fatalf("the unlinked coach still receives: %s", b)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func TestHubShutdownCommitsThenCloses1001(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a := f.connect(f.athlete)
+	send(a, map[string]any{"type": "subscribe", "set_id": f.set.ID.String()})
+	next(t, a, "snapshot")
+	ids := map[string]bool{}
+	for _, p := range []string{"up", "top"} {
+		ids[f.phase(a, p)] = true
+	}
+	// Give the reader a moment to take both frames, then shut down at once.
+	time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.hub.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]bool{}
+	for len(a.out) > 0 {
+		var m map[string]any
+		_ = json.Unmarshal(<-a.out, &m)
+		if m["type"] == "ack" {
+			acked[m["event_id"].(string)] = true
+		}
+	}
+	if a.code() != CloseGoingAway {
+		t.Fatalf("closed with %d, want 1001", a.code())
+	}
+	stored, _ := f.store.SetEvents(context.Background(), f.set.ID)
+	for _, e := range stored {
+		delete(ids, e.EventID.String())
+	}
+	for id := range acked {
+		if ids[id] {
+			t.Fatalf("event %s acknowledged but not stored", id)
+		}
+	}
+	if len(acked) != 2 {
+		t.Fatalf("%d of 2 events acknowledged before 1001", len(acked))
+	}
+}
+
+func TestHubLeavesNoGoroutinesBehind(t *testing.T) {
+	// Not parallel: it counts goroutines.
+	pool := testdb.New(t) // the pool's own goroutines exist before the baseline
+	_ = pool
+	baseline := goleak.IgnoreCurrent()
+	f := newFixture(t, Config{IdleTimeout: time.Millisecond, IdleCheck: 5 * time.Millisecond})
+	for i := 0; i < 20; i++ {
+		s := f.connect(f.athlete)
+		send(s, map[string]any{"type": "subscribe", "set_id": f.set.ID.String()})
+		next(t, s, "snapshot")
+		s.Interrupt()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.hub.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.served.Wait()
+	f.store.Pool().Close()
+	if err := goleak.Find(baseline, goleak.IgnoreAnyFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"),
+		goleak.IgnoreAnyFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).triggerHealthCheck.func1")); err != nil {
+		t.Fatal(fmt.Sprint("goroutines left behind: ", err))
+	}
+}

@@ -1,0 +1,314 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/repcue/repcue/internal/domain"
+)
+
+// NewSet is what starting a set needs: either a prescription or the ad hoc fields.
+type NewSet struct {
+	AthleteID      uuid.UUID
+	PrescriptionID *uuid.UUID
+	Variation      string // slug, for ad hoc sets
+	LoadKG         float64
+	TargetReps     int
+	PauseHoldMS    int
+}
+
+const setColumns = `s.id, s.athlete_id, s.prescription_id, v.slug, s.load_kg::float8, s.target_reps,
+	s.pause_hold_ms, s.status, s.started_at, s.ended_at, s.variation_id, v.exercise_id`
+
+func scanSet(row pgx.Row) (domain.Set, error) {
+	var s domain.Set
+	var started time.Time
+	var ended *time.Time
+	err := row.Scan(&s.ID, &s.AthleteID, &s.PrescriptionID, &s.Variation, &s.LoadKG, &s.TargetReps,
+		&s.PauseHoldMS, &s.Status, &started, &ended, &s.VariationID, &s.ExerciseID)
+	s.StartedAt = domain.Time(started)
+	if ended != nil {
+		t := domain.Time(*ended)
+		s.EndedAt = &t
+	}
+	return s, err
+}
+
+// CreateSet starts a live set. A prescription must belong to the athlete (else
+// not found) and supplies the variation, load, reps and hold; an athlete with a
+// live set already gets a conflict.
+func (s *Store) CreateSet(ctx context.Context, n NewSet) (domain.Set, error) {
+	var set domain.Set
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var id uuid.UUID
+		var err error
+		if n.PrescriptionID != nil {
+			err = tx.QueryRow(ctx, `
+				INSERT INTO sets (athlete_id, prescription_id, variation_id, load_kg, target_reps, pause_hold_ms, status)
+				SELECT p.athlete_id, p.id, p.variation_id, p.load_kg, p.reps, p.pause_hold_ms, 'live'
+				FROM prescriptions p WHERE p.id = $1 AND p.athlete_id = $2
+				RETURNING id`, *n.PrescriptionID, n.AthleteID).Scan(&id)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return domain.NotFound("prescription")
+			}
+		} else {
+			err = tx.QueryRow(ctx, `
+				INSERT INTO sets (athlete_id, variation_id, load_kg, target_reps, pause_hold_ms, status)
+				SELECT $1, v.id, $3, $4, $5, 'live' FROM variations v WHERE v.slug = $2
+				RETURNING id`, n.AthleteID, n.Variation, n.LoadKG, n.TargetReps, n.PauseHoldMS).Scan(&id)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return domain.Invalid("variation", "unknown variation %q", n.Variation)
+			}
+		}
+		if err != nil {
+			if domain.ErrorCode(translate(err, "set")) == domain.CodeConflict {
+				return &domain.Error{Code: domain.CodeConflict, Message: "the athlete already has a live set: end it first", Err: err}
+			}
+			return err
+		}
+		set, err = scanSet(tx.QueryRow(ctx, `SELECT `+setColumns+` FROM sets s JOIN variations v ON v.id = s.variation_id WHERE s.id = $1`, id))
+		return err
+	})
+	return set, translate(err, "set")
+}
+
+// FindSet returns a set by id, whoever asks; callers check visibility with CanWatch.
+func (s *Store) FindSet(ctx context.Context, id uuid.UUID) (domain.Set, error) {
+	set, err := scanSet(s.pool.QueryRow(ctx, `SELECT `+setColumns+` FROM sets s JOIN variations v ON v.id = s.variation_id WHERE s.id = $1`, id))
+	return set, translate(err, "set")
+}
+
+// CanWatch reports whether a user may see an athlete's sets: the athlete, or a
+// coach linked to the athlete.
+func (s *Store) CanWatch(ctx context.Context, userID uuid.UUID, role domain.Role, athleteID uuid.UUID) (bool, error) {
+	switch role {
+	case domain.RoleAthlete:
+		return userID == athleteID, nil
+	case domain.RoleCoach:
+		var ok bool
+		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM coach_links WHERE coach_id = $1 AND athlete_id = $2)`, userID, athleteID).Scan(&ok)
+		return ok, translate(err, "link")
+	}
+	return false, nil
+}
+
+// LinkedCoaches lists the coaches linked to an athlete.
+func (s *Store) LinkedCoaches(ctx context.Context, athleteID uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := s.pool.Query(ctx, `SELECT coach_id FROM coach_links WHERE athlete_id = $1`, athleteID)
+	if err != nil {
+		return nil, translate(err, "link")
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	return ids, translate(err, "link")
+}
+
+// SetFilter selects sets for a list.
+type SetFilter struct {
+	ViewerID   uuid.UUID
+	ViewerRole domain.Role
+	AthleteID  *uuid.UUID
+	Status     string
+	Limit      int
+	// After is the position after which the page starts: started_at and id.
+	AfterStarted *time.Time
+	AfterID      uuid.UUID
+}
+
+// ListSets lists the sets a viewer may see, newest first: an athlete's own, or
+// those of the athletes linked to a coach.
+func (s *Store) ListSets(ctx context.Context, f SetFilter) ([]domain.Set, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+setColumns+` FROM sets s JOIN variations v ON v.id = s.variation_id
+		WHERE ($1::text = 'athlete' AND s.athlete_id = $2
+		       OR $1::text = 'coach' AND s.athlete_id IN (SELECT athlete_id FROM coach_links WHERE coach_id = $2))
+		  AND ($3::uuid IS NULL OR s.athlete_id = $3)
+		  AND ($4::text = '' OR s.status = $4)
+		  AND ($5::timestamptz IS NULL OR (s.started_at, s.id) < ($5, $6))
+		ORDER BY s.started_at DESC, s.id DESC
+		LIMIT $7`, f.ViewerRole, f.ViewerID, f.AthleteID, f.Status, f.AfterStarted, f.AfterID, f.Limit)
+	if err != nil {
+		return nil, translate(err, "set")
+	}
+	defer rows.Close()
+	var out []domain.Set
+	for rows.Next() {
+		set, err := scanSet(rows)
+		if err != nil {
+			return nil, translate(err, "set")
+		}
+		out = append(out, set)
+	}
+	return out, translate(rows.Err(), "set")
+}
+
+// SetEvent is one stored event of a set.
+type SetEvent struct {
+	SetID     uuid.UUID
+	EventID   uuid.UUID
+	N         int
+	Type      string // rep.phase, set.end, cue.send, mistake.flag, cue.ack
+	Phase     string
+	CueID     *uuid.UUID
+	MistakeID *uuid.UUID
+	Text      string
+	CueSeq    int64
+	ActorID   uuid.UUID
+	At        time.Time
+	ClientTS  *int64
+	Source    string // live or upload
+}
+
+// SetEnding is written with the set.end event: the set's final status and summary.
+type SetEnding struct {
+	SetID   uuid.UUID
+	EndedAt time.Time
+	Summary any
+}
+
+// AppendEvents stores a batch of events (and the endings among them) in one
+// transaction. An event already stored (same set and event_id) is skipped, so a
+// batch retried after an unknown outcome stores nothing twice.
+func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []SetEnding) error {
+	return translate(s.inTx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, e := range events {
+			var phase, text *string
+			if e.Phase != "" {
+				phase = &e.Phase
+			}
+			if e.Text != "" {
+				text = &e.Text
+			}
+			var cueSeq *int64
+			if e.CueSeq != 0 {
+				cueSeq = &e.CueSeq
+			}
+			b.Queue(`
+				INSERT INTO set_events (set_id, event_id, n, type, phase, cue_id, mistake_id, text, cue_seq, actor_id, at, client_ts, source)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+				ON CONFLICT (set_id, event_id) DO NOTHING`,
+				e.SetID, e.EventID, e.N, e.Type, phase, e.CueID, e.MistakeID, text, cueSeq, e.ActorID, e.At, e.ClientTS, e.Source)
+		}
+		for _, end := range endings {
+			summary, err := json.Marshal(end.Summary)
+			if err != nil {
+				return err
+			}
+			b.Queue(`UPDATE sets SET status = 'ended', ended_at = $2, summary = $3 WHERE id = $1 AND status = 'live'`,
+				end.SetID, end.EndedAt, summary)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	}), "event")
+}
+
+// SetEvents returns a set's stored events in the order they were applied.
+func (s *Store) SetEvents(ctx context.Context, setID uuid.UUID) ([]SetEvent, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT set_id, event_id, n, type, coalesce(phase, ''), cue_id, mistake_id, coalesce(text, ''),
+		       coalesce(cue_seq, 0), actor_id, at, client_ts, source
+		FROM set_events WHERE set_id = $1 ORDER BY n`, setID)
+	if err != nil {
+		return nil, translate(err, "event")
+	}
+	defer rows.Close()
+	var out []SetEvent
+	for rows.Next() {
+		var e SetEvent
+		if err := rows.Scan(&e.SetID, &e.EventID, &e.N, &e.Type, &e.Phase, &e.CueID, &e.MistakeID, &e.Text,
+			&e.CueSeq, &e.ActorID, &e.At, &e.ClientTS, &e.Source); err != nil {
+			return nil, translate(err, "event")
+		}
+		out = append(out, e)
+	}
+	return out, translate(rows.Err(), "event")
+}
+
+// Feedback is a coach's note on a set.
+type Feedback struct {
+	ID        uuid.UUID   `json:"id"`
+	SetID     uuid.UUID   `json:"set_id"`
+	CoachID   uuid.UUID   `json:"coach_id"`
+	Text      string      `json:"text"`
+	CreatedAt domain.Time `json:"created_at"`
+}
+
+// AddFeedback stores a coach's note on a set.
+func (s *Store) AddFeedback(ctx context.Context, setID, coachID uuid.UUID, text string) (Feedback, error) {
+	f := Feedback{SetID: setID, CoachID: coachID, Text: text}
+	var at time.Time
+	err := s.pool.QueryRow(ctx, `INSERT INTO set_feedback (set_id, coach_id, text) VALUES ($1, $2, $3) RETURNING id, created_at`,
+		setID, coachID, text).Scan(&f.ID, &at)
+	f.CreatedAt = domain.Time(at)
+	return f, translate(err, "feedback")
+}
+
+// ListFeedback returns a set's feedback, oldest first.
+func (s *Store) ListFeedback(ctx context.Context, setID uuid.UUID) ([]Feedback, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, set_id, coach_id, text, created_at FROM set_feedback WHERE set_id = $1 ORDER BY created_at, id`, setID)
+	if err != nil {
+		return nil, translate(err, "feedback")
+	}
+	defer rows.Close()
+	out := []Feedback{}
+	for rows.Next() {
+		var f Feedback
+		var at time.Time
+		if err := rows.Scan(&f.ID, &f.SetID, &f.CoachID, &f.Text, &at); err != nil {
+			return nil, translate(err, "feedback")
+		}
+		f.CreatedAt = domain.Time(at)
+		out = append(out, f)
+	}
+	return out, translate(rows.Err(), "feedback")
+}
+
+// CreateTicket stores a live ticket for a signed-in user.
+func (s *Store) CreateTicket(ctx context.Context, hash []byte, userID uuid.UUID, role domain.Role, sessionID uuid.UUID, ttl time.Duration) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO live_tickets (ticket_hash, user_id, role, session_id, expires_at) VALUES ($1, $2, $3, $4, now() + $5::interval)`,
+		hash, userID, role, sessionID, ttl)
+	if err == nil {
+		// Expired tickets are useless: drop them now and then, on the way.
+		_, _ = s.pool.Exec(ctx, `DELETE FROM live_tickets WHERE expires_at < now() - interval '1 hour'`)
+	}
+	return translate(err, "ticket")
+}
+
+// UseTicket redeems a ticket once. A used, expired or unknown ticket is unauthorized.
+func (s *Store) UseTicket(ctx context.Context, hash []byte) (uuid.UUID, domain.Role, uuid.UUID, error) {
+	var uid, sid uuid.UUID
+	var role domain.Role
+	err := s.pool.QueryRow(ctx, `
+		UPDATE live_tickets SET used_at = now()
+		WHERE ticket_hash = $1 AND used_at IS NULL AND expires_at > now()
+		RETURNING user_id, role, session_id`, hash).Scan(&uid, &role, &sid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return uid, role, sid, &domain.Error{Code: domain.CodeUnauthorized, Message: "invalid, used or expired ticket"}
+	}
+	return uid, role, sid, translate(err, "ticket")
+}
+
+// ActiveSessions returns which of the given sessions are still active (not
+// revoked, not expired, user not disabled): the hub closes the sockets of the rest.
+func (s *Store) ActiveSessions(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT DISTINCT t.family_id FROM refresh_tokens t JOIN users u ON u.id = t.user_id
+		WHERE t.family_id = ANY($1) AND t.revoked_at IS NULL AND t.expires_at > now() AND u.disabled_at IS NULL`, ids)
+	if err != nil {
+		return nil, translate(err, "session")
+	}
+	active, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, translate(err, "session")
+	}
+	out := make(map[uuid.UUID]bool, len(active))
+	for _, id := range active {
+		out[id] = true
+	}
+	return out, nil
+}
