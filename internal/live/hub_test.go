@@ -442,3 +442,27 @@ func TestHubLeavesNoGoroutinesBehind(t *testing.T) {
 		t.Fatal(fmt.Sprint("goroutines left behind: ", err))
 	}
 }
+
+func TestHubClosesRevokedSessions4001(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{SessionCheck: 20 * time.Millisecond})
+	a, c := f.connect(f.athlete), f.connect(f.coach)
+	send(a, map[string]any{"type": "ping", "client_ts": 1})
+	next(t, a, "pong")
+	send(c, map[string]any{"type": "ping", "client_ts": 1})
+	next(t, c, "pong")
+	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1`, f.athlete.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for a.code() != CloseRevoked && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a.code() != CloseRevoked {
+		t.Fatalf("revoked session closed with %d, want 4001", a.code())
+	}
+	send(c, map[string]any{"type": "ping", "client_ts": 2})
+	if p := next(t, c, "pong"); p["client_ts"] != float64(2) || c.code() != 0 {
+		t.Fatal("the coach's live session was closed too")
+	}
+}
