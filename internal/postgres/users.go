@@ -133,14 +133,3 @@ func (s *Store) RevokeSession(ctx context.Context, tokenHash []byte) error {
 		  AND revoked_at IS NULL`, tokenHash)
 	return translate(err, "session")
 }
-
-// SessionActive reports whether a token family is neither revoked nor its user disabled.
-func (s *Store) SessionActive(ctx context.Context, familyID uuid.UUID) (bool, error) {
-	var active bool
-	err := s.pool.QueryRow(ctx, `
-		SELECT EXISTS (
-			SELECT 1 FROM refresh_tokens t JOIN users u ON u.id = t.user_id
-			WHERE t.family_id = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND u.disabled_at IS NULL)`,
-		familyID).Scan(&active)
-	return active, translate(err, "session")
-}
