@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/repcue/repcue/internal/domain"
 )
 
 // routes registers every endpoint of the API. Keep them all here: this list is
@@ -21,5 +23,15 @@ func (a *API) routes(app *fiber.App) {
 	v1.Post("/auth/logout", a.handleLogout)
 
 	authn := a.authenticate
+	athlete, coach := domain.RoleAthlete, domain.RoleCoach
 	v1.Get("/me", authn, a.handleMe)
+
+	// Coaching: links between coaches and athletes, and prescriptions.
+	v1.Post("/coach/invites", authn, only(coach), a.handleCreateInvite)
+	v1.Post("/athlete/coach-links", authn, only(athlete), a.handleRedeemInvite)
+	v1.Get("/coach/athletes", authn, only(coach), a.handleListAthletes)
+	v1.Delete("/coach/athletes/:athlete_id", authn, only(coach), a.handleUnlinkAthlete)
+	v1.Post("/prescriptions", authn, only(coach), a.handleCreatePrescription)
+	v1.Get("/prescriptions", authn, only(athlete, coach), a.handleListPrescriptions)
+	v1.Get("/prescriptions/:id", authn, only(athlete, coach), a.handleGetPrescription)
 }
