@@ -44,6 +44,14 @@ func (h *harness) link(coach, athlete account) {
 	expect(h.t, h.post("/v1/athlete/coach-links", athlete.Access, map[string]any{"code": h.invite(coach)}), 201)
 }
 
+// prescribe creates a valid prescription and returns its id.
+func (h *harness) prescribe(coach account, athleteID string) string {
+	h.t.Helper()
+	r := h.post("/v1/prescriptions", coach.Access, prescription(athleteID, nil))
+	expect(h.t, r, 201)
+	return r.json(h.t)["id"].(string)
+}
+
 func (h *harness) del(path, token string) response {
 	h.t.Helper()
 	return h.do(request{Method: "DELETE", Path: path, Token: token})
@@ -438,9 +446,7 @@ func TestUnlinkEndsTheCoachsAccess(t *testing.T) {
 	h.addVariation()
 	coach, athlete := h.register("coach"), h.register("athlete")
 	h.link(coach, athlete)
-	r := h.post("/v1/prescriptions", coach.Access, prescription(athlete.ID, nil))
-	expect(t, r, 201)
-	id := r.json(t)["id"].(string)
+	id := h.prescribe(coach, athlete.ID)
 
 	expect(t, h.del("/v1/coach/athletes/"+athlete.ID, coach.Access), 204)
 	expect(t, h.del("/v1/coach/athletes/"+athlete.ID, coach.Access), 404, "not_found")
@@ -473,9 +479,7 @@ func TestCoachingRoleRefusals(t *testing.T) {
 	h.addVariation()
 	coach, athlete, admin := h.register("coach"), h.register("athlete"), h.admin()
 	h.link(coach, athlete)
-	r := h.post("/v1/prescriptions", coach.Access, prescription(athlete.ID, nil))
-	expect(t, r, 201)
-	id := r.json(t)["id"].(string)
+	id := h.prescribe(coach, athlete.ID)
 
 	cases := []struct {
 		who    account
@@ -519,9 +523,7 @@ func TestUnlinkedCallersSeeNothing(t *testing.T) {
 	athlete, otherAthlete := h.register("athlete"), h.register("athlete")
 	h.link(coach, athlete)
 	h.link(otherCoach, otherAthlete)
-	r := h.post("/v1/prescriptions", coach.Access, prescription(athlete.ID, nil))
-	expect(t, r, 201)
-	id := r.json(t)["id"].(string)
+	id := h.prescribe(coach, athlete.ID)
 
 	// The other coach: the athlete and its prescription look like they do not exist.
 	expect(t, h.post("/v1/prescriptions", otherCoach.Access, prescription(athlete.ID, nil)), 404, "not_found")
