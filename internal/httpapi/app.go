@@ -51,6 +51,7 @@ type API struct {
 	now            func() time.Time
 	accountLimiter *auth.Throttle
 	addressLimiter *auth.Throttle
+	inviteLimiter  *auth.Throttle
 	metrics        *metrics
 	registry       *prometheus.Registry
 }
@@ -70,7 +71,10 @@ func New(d Deps) *fiber.App {
 		accountLimiter: auth.NewThrottle(5, time.Second, 15*time.Minute, d.Now),
 		// Per address: more room for a gym sharing one public address.
 		addressLimiter: auth.NewThrottle(20, time.Second, 15*time.Minute, d.Now),
-		metrics:        newMetrics(d.Registry),
+		// Per athlete, for invite codes: 10 free wrong codes (typos), then waits
+		// from 1 s doubling up to 15 min, so codes cannot be guessed by brute force.
+		inviteLimiter: auth.NewThrottle(10, time.Second, 15*time.Minute, d.Now),
+		metrics:       newMetrics(d.Registry),
 	}
 	app := fiber.New(fiber.Config{
 		AppName:               "repcue",

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/repcue/repcue/internal/domain"
 	"github.com/repcue/repcue/internal/postgres"
 )
 
@@ -43,10 +44,10 @@ const (
 // world is the cast of one matrix row: one account per actor, the links between
 // them and whatever objects the row needs.
 type world struct {
-	h             *harness
-	accounts      map[actor]account
-	variationSlug string
-	sets          map[object]string
+	h            *harness
+	accounts     map[actor]account
+	hasVariation bool
+	sets         map[object]string
 }
 
 func newWorld(t *testing.T) *world {
@@ -73,10 +74,11 @@ func (w *world) link(c, a actor) {
 
 // variation installs the test exercise once per world and returns its slug.
 func (w *world) variation() string {
-	if w.variationSlug == "" {
-		w.variationSlug = testVariation(w.h.t, w.h)
+	if !w.hasVariation {
+		w.h.addVariation()
+		w.hasVariation = true
 	}
-	return w.variationSlug
+	return testVariation
 }
 
 // setOf returns a live set of athlete ("own"), of other-athlete ("other"), or
@@ -99,6 +101,48 @@ func (w *world) setOf(obj object) string {
 	}
 	w.sets[obj] = set.ID.String()
 	return w.sets[obj]
+}
+
+// athleteOf is athlete ("own"), other-athlete ("other") or a missing id.
+func (w *world) athleteOf(obj object) string {
+	switch obj {
+	case own:
+		return w.accounts[athlete].ID
+	case others:
+		return w.accounts[otherAthlete].ID
+	}
+	return nilUUID
+}
+
+// prescriptionOf is a prescription of athlete by coach ("own"), of other-athlete
+// by other-coach ("other"), or a missing id.
+func (w *world) prescriptionOf(obj object) string {
+	if obj == missing {
+		return nilUUID
+	}
+	by := map[object]actor{own: coach, others: otherCoach}[obj]
+	date := domain.DateOf(time.Now().UTC())
+	p, err := w.h.store.CreatePrescription(context.Background(), domain.Prescription{
+		CoachID: uuid.MustParse(w.accounts[by].ID), AthleteID: uuid.MustParse(w.athleteOf(obj)), Variation: w.variation(),
+		Sets: 3, Reps: 8, LoadKg: 60, PauseHoldMs: 1000, ScheduledOn: date})
+	if err != nil {
+		w.h.t.Fatal(err)
+	}
+	return p.ID.String()
+}
+
+// freshInvite is an invite code of a new coach nobody is linked to.
+func (w *world) freshInvite() string {
+	ctx := context.Background()
+	c, err := w.h.store.CreateUser(ctx, domain.User{Email: uuid.NewString() + "@example.com", DisplayName: "Coach", Role: domain.RoleCoach}, "unused")
+	if err != nil {
+		w.h.t.Fatal(err)
+	}
+	inv, err := w.h.store.CreateInvite(ctx, c.ID, time.Hour, 20)
+	if err != nil {
+		w.h.t.Fatal(err)
+	}
+	return inv.Code
 }
 
 func (w *world) token(a actor) string {
@@ -183,6 +227,48 @@ func matrix() map[string]row {
 			want: public(204),
 		},
 		"GET /v1/me": {build: get("/v1/me"), want: signedIn(200)},
+
+		"POST /v1/coach/invites": {
+			build: func(*world, object) request { return request{Method: "POST", Path: "/v1/coach/invites"} },
+			want:  roles(map[actor]int{athlete: 403, otherAthlete: 403, coach: 201, otherCoach: 201, admin: 403}),
+		},
+		"POST /v1/athlete/coach-links": {
+			build: func(w *world, _ object) request {
+				return request{Method: "POST", Path: "/v1/athlete/coach-links", Body: map[string]any{"code": w.freshInvite()}}
+			},
+			want: roles(map[actor]int{athlete: 201, otherAthlete: 201, coach: 403, otherCoach: 403, admin: 403}),
+		},
+		"GET /v1/coach/athletes": {
+			build: get("/v1/coach/athletes"),
+			want:  roles(map[actor]int{athlete: 403, otherAthlete: 403, coach: 200, otherCoach: 200, admin: 403}),
+		},
+		"DELETE /v1/coach/athletes/:athlete_id": {
+			objects: allObjects,
+			build: func(w *world, obj object) request {
+				return request{Method: "DELETE", Path: "/v1/coach/athletes/" + w.athleteOf(obj)}
+			},
+			want: ownedBy(204, coach, otherCoach),
+		},
+		"POST /v1/prescriptions": {
+			objects: allObjects,
+			build: func(w *world, obj object) request {
+				return request{Method: "POST", Path: "/v1/prescriptions", Body: map[string]any{
+					"athlete_id": w.athleteOf(obj), "variation": w.variation(), "sets": 3, "reps": 8, "load_kg": 60,
+					"pause_hold_ms": 1000, "scheduled_on": time.Now().UTC().Format(time.DateOnly), "notes": ""}}
+			},
+			want: ownedBy(201, coach, otherCoach),
+		},
+		"GET /v1/prescriptions": {
+			build: get("/v1/prescriptions"),
+			want:  roles(map[actor]int{athlete: 200, otherAthlete: 200, coach: 200, otherCoach: 200, admin: 403}),
+		},
+		"GET /v1/prescriptions/:id": {
+			objects: allObjects,
+			build: func(w *world, obj object) request {
+				return request{Method: "GET", Path: "/v1/prescriptions/" + w.prescriptionOf(obj)}
+			},
+			want: visibleTo(200, athlete, coach, otherAthlete, otherCoach, admin),
+		},
 
 		"POST /v1/sets": {
 			build: func(w *world, _ object) request {

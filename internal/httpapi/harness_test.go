@@ -313,3 +313,28 @@ func truncate(b []byte) string {
 	}
 	return strings.TrimSpace(s)
 }
+
+const testVariation = "test-variation"
+
+// addVariation installs a small exercise of the tests' own, so that tests do not
+// depend on the library's content: a variation, a cue for each phase and the
+// mistake the rep timer detects, linked to its fix.
+func (h *harness) addVariation() {
+	h.t.Helper()
+	ctx := context.Background()
+	for _, sql := range []string{
+		`INSERT INTO exercises (id, slug, name, summary, setup, execution) VALUES ('11111111-1111-4111-8111-111111111111', 'test-exercise', 'Test exercise', 'For tests.', 'Set up.', 'Do it.')`,
+		`INSERT INTO variations (exercise_id, slug, name, position, loading, description) VALUES ('11111111-1111-4111-8111-111111111111', '` + testVariation + `', 'Test variation', 1, 'barbell', 'For tests.')`,
+		`INSERT INTO cues (id, exercise_id, text, phase, priority) VALUES
+			('22222222-2222-4222-8222-222222222221', '11111111-1111-4111-8111-111111111111', 'Tuck, then thrust', 'setup', 10),
+			('22222222-2222-4222-8222-222222222222', '11111111-1111-4111-8111-111111111111', 'Drive through heels', 'concentric', 10),
+			('22222222-2222-4222-8222-222222222223', '11111111-1111-4111-8111-111111111111', 'Pause and squeeze', 'lockout', 10),
+			('22222222-2222-4222-8222-222222222224', '11111111-1111-4111-8111-111111111111', 'Ribs down', 'any', 1)`,
+		`INSERT INTO mistakes (id, exercise_id, code, name, fix) VALUES ('33333333-3333-4333-8333-333333333333', '11111111-1111-4111-8111-111111111111', 'no_pause_at_top', 'No pause at top', 'Hold the lockout')`,
+		`INSERT INTO mistake_cues (mistake_id, cue_id, position) VALUES ('33333333-3333-4333-8333-333333333333', '22222222-2222-4222-8222-222222222223', 1)`,
+	} {
+		if _, err := h.store.Pool().Exec(ctx, sql); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}

@@ -12,30 +12,6 @@ import (
 	"github.com/google/uuid"
 )
 
-// testVariation installs a small exercise of the test's own, so these tests do
-// not depend on the library's content: cues for each phase and the mistake the
-// timer detects.
-func testVariation(t *testing.T, h *harness) string {
-	t.Helper()
-	ctx := context.Background()
-	for _, sql := range []string{
-		`INSERT INTO exercises (id, slug, name, summary, setup, execution) VALUES ('11111111-1111-4111-8111-111111111111', 'e2e-ex', 'E2E', '', '', '')`,
-		`INSERT INTO variations (exercise_id, slug, name, position, loading, description) VALUES ('11111111-1111-4111-8111-111111111111', 'e2e-var', 'E2E variation', 1, 'barbell', '')`,
-		`INSERT INTO cues (id, exercise_id, text, phase, priority) VALUES
-			('22222222-2222-4222-8222-222222222221', '11111111-1111-4111-8111-111111111111', 'Tuck, then thrust', 'setup', 10),
-			('22222222-2222-4222-8222-222222222222', '11111111-1111-4111-8111-111111111111', 'Drive through heels', 'concentric', 10),
-			('22222222-2222-4222-8222-222222222223', '11111111-1111-4111-8111-111111111111', 'Pause and squeeze', 'lockout', 10),
-			('22222222-2222-4222-8222-222222222224', '11111111-1111-4111-8111-111111111111', 'Ribs down', 'any', 1)`,
-		`INSERT INTO mistakes (id, exercise_id, code, name, fix) VALUES ('33333333-3333-4333-8333-333333333333', '11111111-1111-4111-8111-111111111111', 'no_pause_at_top', 'No pause at top', 'Hold the lockout')`,
-		`INSERT INTO mistake_cues (mistake_id, cue_id, position) VALUES ('33333333-3333-4333-8333-333333333333', '22222222-2222-4222-8222-222222222223', 1)`,
-	} {
-		if _, err := h.store.Pool().Exec(ctx, sql); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return "e2e-var"
-}
-
 // wsClient is one real WebSocket client of the test.
 type wsClient struct {
 	t    *testing.T
@@ -104,7 +80,8 @@ func TestLiveWholeSetWithTwoCoaches(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	h := w.h
-	variation := testVariation(t, h)
+	h.addVariation()
+	variation := testVariation
 	addr := h.listen()
 	w.link(otherCoach, athlete) // a second coach of the same athlete
 
@@ -326,7 +303,8 @@ func TestOfflineUploadIsIdempotent(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	h := w.h
-	variation := testVariation(t, h)
+	h.addVariation()
+	variation := testVariation
 	r := h.post("/v1/sets", w.accounts[athlete].Access, map[string]any{"variation": variation, "load_kg": 60.5, "target_reps": 2, "pause_hold_ms": 1000})
 	expect(t, r, 201)
 	setID := r.json(t)["id"].(string)

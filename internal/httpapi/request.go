@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -86,14 +85,14 @@ func uuidQuery(c *fiber.Ctx, name string) (uuid.UUID, bool, error) {
 }
 
 // dateQuery parses an optional YYYY-MM-DD query parameter.
-func dateQuery(c *fiber.Ctx, name string) (*time.Time, error) {
+func dateQuery(c *fiber.Ctx, name string) (*domain.Date, error) {
 	v := c.Query(name)
 	if v == "" {
 		return nil, nil
 	}
-	d, err := time.Parse(time.DateOnly, v)
+	d, err := domain.ParseDate(name, v)
 	if err != nil {
-		return nil, domain.Invalid(name, "%s must be a date YYYY-MM-DD", name)
+		return nil, err
 	}
 	return &d, nil
 }
@@ -147,4 +146,18 @@ func nextCursor(key string, id uuid.UUID) *string {
 type List[T any] struct {
 	Items      []T     `json:"items"`
 	NextCursor *string `json:"next_cursor"`
+}
+
+// pageOf builds a list response from items fetched with limit+1: the extra item
+// only tells that another page exists, so the last page has no cursor.
+func pageOf[T any](items []T, limit int, key func(T) (string, uuid.UUID)) List[T] {
+	if items == nil {
+		items = []T{}
+	}
+	if len(items) <= limit {
+		return List[T]{Items: items}
+	}
+	items = items[:limit]
+	k, id := key(items[limit-1])
+	return List[T]{Items: items, NextCursor: nextCursor(k, id)}
 }

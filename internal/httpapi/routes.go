@@ -23,17 +23,25 @@ func (a *API) routes(app *fiber.App) {
 	v1.Post("/auth/logout", a.handleLogout)
 
 	authn := a.authenticate
+	athlete, coach := domain.RoleAthlete, domain.RoleCoach
 	v1.Get("/me", authn, a.handleMe)
 
-	athlete, coach := only(domain.RoleAthlete), only(domain.RoleCoach)
-	athleteOrCoach := only(domain.RoleAthlete, domain.RoleCoach)
-	v1.Post("/sets", authn, athlete, a.handleCreateSet)
-	v1.Get("/sets", authn, athleteOrCoach, a.handleListSets)
-	v1.Get("/sets/:id", authn, athleteOrCoach, a.handleGetSet)
-	v1.Post("/sets/:id/events", authn, athlete, a.handleUploadEvents)
-	v1.Post("/sets/:id/end", authn, athlete, a.handleEndSet)
-	v1.Post("/sets/:id/feedback", authn, coach, a.handleSetFeedback)
+	// Coaching: links between coaches and athletes, and prescriptions.
+	v1.Post("/coach/invites", authn, only(coach), a.handleCreateInvite)
+	v1.Post("/athlete/coach-links", authn, only(athlete), a.handleRedeemInvite)
+	v1.Get("/coach/athletes", authn, only(coach), a.handleListAthletes)
+	v1.Delete("/coach/athletes/:athlete_id", authn, only(coach), a.handleUnlinkAthlete)
+	v1.Post("/prescriptions", authn, only(coach), a.handleCreatePrescription)
+	v1.Get("/prescriptions", authn, only(athlete, coach), a.handleListPrescriptions)
+	v1.Get("/prescriptions/:id", authn, only(athlete, coach), a.handleGetPrescription)
 
-	v1.Post("/live/tickets", authn, athleteOrCoach, a.handleCreateTicket)
+	// Sets and the live channel.
+	v1.Post("/sets", authn, only(athlete), a.handleCreateSet)
+	v1.Get("/sets", authn, only(athlete, coach), a.handleListSets)
+	v1.Get("/sets/:id", authn, only(athlete, coach), a.handleGetSet)
+	v1.Post("/sets/:id/events", authn, only(athlete), a.handleUploadEvents)
+	v1.Post("/sets/:id/end", authn, only(athlete), a.handleEndSet)
+	v1.Post("/sets/:id/feedback", authn, only(coach), a.handleSetFeedback)
+	v1.Post("/live/tickets", authn, only(athlete, coach), a.handleCreateTicket)
 	v1.Get("/live", a.liveGate, a.liveHandler())
 }

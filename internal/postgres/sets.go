@@ -90,9 +90,7 @@ func (s *Store) CanWatch(ctx context.Context, userID uuid.UUID, role domain.Role
 	case domain.RoleAthlete:
 		return userID == athleteID, nil
 	case domain.RoleCoach:
-		var ok bool
-		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM coach_links WHERE coach_id = $1 AND athlete_id = $2)`, userID, athleteID).Scan(&ok)
-		return ok, translate(err, "link")
+		return s.CoachLinked(ctx, userID, athleteID)
 	}
 	return false, nil
 }
