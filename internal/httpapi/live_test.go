@@ -47,7 +47,8 @@ func (c *wsClient) send(frame map[string]any) {
 	}
 }
 
-// next returns the next frame of type typ, skipping hold ticks (unless asked for).
+// next returns the next frame of type typ, skipping hold ticks and set.started
+// (which is sent on its own time) unless asked for.
 func (c *wsClient) next(typ string) map[string]any {
 	c.t.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -60,7 +61,7 @@ func (c *wsClient) next(typ string) map[string]any {
 		if err := json.Unmarshal(data, &m); err != nil {
 			c.t.Fatalf("not JSON: %s", data)
 		}
-		if m["type"] == "hold.tick" && typ != "hold.tick" {
+		if (m["type"] == "hold.tick" || m["type"] == "set.started") && typ != m["type"] {
 			continue
 		}
 		if m["type"] != typ {
@@ -371,4 +372,33 @@ func TestOfflineUploadIsIdempotent(t *testing.T) {
 	expect(t, h.get("/v1/sets/"+setID, w.accounts[otherCoach].Access), 404, "not_found")
 	expect(t, h.post("/v1/sets/"+setID+"/events", w.accounts[coach].Access, map[string]any{"events": events}), 403, "forbidden")
 	expect(t, h.post("/v1/sets/"+setID+"/events", w.accounts[otherAthlete].Access, map[string]any{"events": events}), 404, "not_found")
+}
+
+func TestUnlinkStopsLiveWatchingAtOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	h := w.h
+	h.addVariation()
+	addr := h.listen()
+	r := h.post("/v1/sets", w.accounts[athlete].Access, map[string]any{"variation": testVariation, "load_kg": 80, "target_reps": 3, "pause_hold_ms": 300})
+	expect(t, r, 201)
+	setID := r.json(t)["id"].(string)
+	c, _, err := dial(t, addr, w.accounts[coach].Access, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(map[string]any{"type": "subscribe", "set_id": setID})
+	c.next("snapshot")
+	expect(t, h.do(request{Method: "DELETE", Path: "/v1/coach/athletes/" + w.accounts[athlete].ID, Token: w.accounts[coach].Access}), 204)
+	if m := c.next("unsubscribed"); m["set_id"] != setID || m["reason"] != "unlinked" {
+		t.Fatalf("unsubscribed %v", m)
+	}
+	c.send(map[string]any{"type": "subscribe", "set_id": setID})
+	if m := c.next("error"); m["code"] != "not_found" {
+		t.Fatalf("resubscribing after the unlink: %v", m)
+	}
+	c.send(map[string]any{"type": "cue.send", "set_id": setID, "text": "Ribs down"})
+	if m := c.next("error"); m["code"] != "not_found" {
+		t.Fatalf("cueing after the unlink: %v", m)
+	}
 }

@@ -33,6 +33,9 @@ func Decode(data []byte, v any) error {
 	// First pass: structure only, against the exact field names of v's type.
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
+	if k := t.Elem().Kind(); (k == reflect.Struct || k == reflect.Map) && bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+		return domain.Invalid("", "the body must be a JSON object")
+	}
 	if err := walk(dec, t.Elem(), "", 0); err != nil {
 		return err
 	}

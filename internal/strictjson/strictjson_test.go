@@ -54,6 +54,7 @@ func TestDecodeRefusesBadInput(t *testing.T) {
 		{"array for object", `[]`, "", "object"},
 		{"truncated", `{"reps":5`, "", ""},
 		{"empty", ``, "", ""},
+		{"null", `null`, "", "JSON object"},
 		{"invalid utf-8", "{\"name\":\"\xff\"}", "", "UTF-8"},
 		{"deep nesting", `{"Extra":` + strings.Repeat(`[`, 100) + strings.Repeat(`]`, 100) + `}`, "", "nested too deeply"},
 		{"bad timestamp", `{"when":"yesterday"}`, "", "RFC 3339"},
