@@ -227,7 +227,7 @@ func runSet(addr, variation string, reps, holdMS int) (results, error) {
 		return r, err
 	}
 	var set struct{ ID string }
-	if err := a.call("POST", "/v1/sets", athlete, map[string]any{"variation": variation, "load_kg": 100, "target_reps": reps, "pause_hold_ms": holdMS}, &set); err != nil {
+	if err := a.call("POST", "/v1/sets", athlete, map[string]any{"variation": variation, "load_kg": 100, "target_reps": min(reps, 100), "pause_hold_ms": holdMS}, &set); err != nil {
 		return r, err
 	}
 	as, err := connect(addr, athlete)
