@@ -103,6 +103,34 @@ func (w *world) setOf(obj object) string {
 	return w.sets[obj]
 }
 
+// cue makes a fresh cue of the hip thrust ("own") and returns its id and ETag,
+// or a missing id.
+func (w *world) cue(obj object) (string, string) {
+	if obj == missing {
+		return nilUUID, `"1"`
+	}
+	c, err := w.h.store.CreateCue(context.Background(), uuid.MustParse(w.accounts[admin].ID), "hip-thrust",
+		domain.Cue{Text: "Knees out", Phase: domain.PhaseConcentric, Priority: 5})
+	if err != nil {
+		w.h.t.Fatal(err)
+	}
+	return c.ID.String(), fmt.Sprintf(`"%d"`, c.Version)
+}
+
+// mistake makes a fresh mistake of the hip thrust ("own"), or a missing id.
+func (w *world) mistake(obj object) (string, string) {
+	if obj == missing {
+		return nilUUID, `"1"`
+	}
+	cue, _ := w.cue(own)
+	m, err := w.h.store.CreateMistake(context.Background(), uuid.MustParse(w.accounts[admin].ID), "hip-thrust",
+		domain.Mistake{Name: "Knees caving", Fix: "Press out.", CueIDs: []uuid.UUID{uuid.MustParse(cue)}})
+	if err != nil {
+		w.h.t.Fatal(err)
+	}
+	return m.ID.String(), fmt.Sprintf(`"%d"`, m.Version)
+}
+
 // athleteOf is athlete ("own"), other-athlete ("other") or a missing id.
 func (w *world) athleteOf(obj object) string {
 	switch obj {
@@ -228,6 +256,57 @@ func matrix() map[string]row {
 		},
 		"GET /v1/me": {build: get("/v1/me"), want: signedIn(200)},
 
+		"GET /v1/exercises":       {build: get("/v1/exercises"), want: signedIn(200)},
+		"GET /v1/exercises/:slug": {objects: []object{own, missing}, build: exercise(""), want: found(200)},
+		"POST /v1/admin/exercises/:slug/cues": {
+			objects: []object{own, missing},
+			build:   exercise("POST", "/cues", map[string]any{"text": "Knees out", "phase": "concentric", "priority": 5}),
+			want:    adminOnly(201),
+		},
+		"PATCH /v1/admin/cues/:id": {
+			objects: []object{own, missing},
+			build: func(w *world, obj object) request {
+				id, etag := w.cue(obj)
+				return request{Method: "PATCH", Path: "/v1/admin/cues/" + id, Header: map[string]string{"If-Match": etag}, Body: map[string]any{"priority": 7}}
+			},
+			want: adminOnly(200),
+		},
+		"DELETE /v1/admin/cues/:id": {
+			objects: []object{own, missing},
+			build: func(w *world, obj object) request {
+				id, _ := w.cue(obj)
+				return request{Method: "DELETE", Path: "/v1/admin/cues/" + id}
+			},
+			want: adminOnly(204),
+		},
+		"POST /v1/admin/exercises/:slug/mistakes": {
+			objects: []object{own, missing},
+			build: func(w *world, obj object) request {
+				r := exercise("POST", "/mistakes", nil)(w, obj)
+				cue, _ := w.cue(own)
+				r.Body = map[string]any{"name": "Knees caving", "fix": "Press the knees out against the band.", "cue_ids": []string{cue}}
+				return r
+			},
+			want: adminOnly(201),
+		},
+		"PATCH /v1/admin/mistakes/:id": {
+			objects: []object{own, missing},
+			build: func(w *world, obj object) request {
+				id, etag := w.mistake(obj)
+				return request{Method: "PATCH", Path: "/v1/admin/mistakes/" + id, Header: map[string]string{"If-Match": etag}, Body: map[string]any{"name": "Renamed"}}
+			},
+			want: adminOnly(200),
+		},
+		"DELETE /v1/admin/mistakes/:id": {
+			objects: []object{own, missing},
+			build: func(w *world, obj object) request {
+				id, _ := w.mistake(obj)
+				return request{Method: "DELETE", Path: "/v1/admin/mistakes/" + id}
+			},
+			want: adminOnly(204),
+		},
+		"GET /v1/admin/audit": {build: get("/v1/admin/audit"), want: adminOnly(200)},
+
 		"POST /v1/coach/invites": {
 			build: func(*world, object) request { return request{Method: "POST", Path: "/v1/coach/invites"} },
 			want:  roles(map[actor]int{athlete: 403, otherAthlete: 403, coach: 201, otherCoach: 201, admin: 403}),
@@ -316,6 +395,53 @@ func matrix() map[string]row {
 }
 
 var allObjects = []object{own, others, missing}
+
+// exercise targets the hip thrust ("own") or a missing exercise, optionally
+// under /v1/admin with a suffix and a body.
+func exercise(method string, suffix ...any) func(*world, object) request {
+	return func(_ *world, obj object) request {
+		slug := "hip-thrust"
+		if obj == missing {
+			slug = "no-such-exercise"
+		}
+		if method == "" {
+			return request{Method: "GET", Path: "/v1/exercises/" + slug}
+		}
+		r := request{Method: method, Path: "/v1/admin/exercises/" + slug + suffix[0].(string)}
+		if len(suffix) > 1 && suffix[1] != nil {
+			r.Body = suffix[1]
+		}
+		return r
+	}
+}
+
+// found: any signed-in user; 404 for a missing object.
+func found(ok int) func(actor, object) int {
+	return func(a actor, obj object) int {
+		switch {
+		case a == anonymous:
+			return 401
+		case obj == missing:
+			return 404
+		}
+		return ok
+	}
+}
+
+// adminOnly: admins get ok (404 for a missing object), other roles 403.
+func adminOnly(ok int) func(actor, object) int {
+	return func(a actor, obj object) int {
+		switch {
+		case a == anonymous:
+			return 401
+		case a != admin:
+			return 403
+		case obj == missing:
+			return 404
+		}
+		return ok
+	}
+}
 
 // roles gives each signed-in actor its status; anonymous gets 401.
 func roles(m map[actor]int) func(actor, object) int {

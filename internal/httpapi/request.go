@@ -103,7 +103,8 @@ type Page struct {
 	Cursor *Cursor
 }
 
-// Cursor is the position after the last item of a page: its sort key and id.
+// Cursor is the position after the last item of a page: its sort key and, where
+// the key alone is not unique, its id.
 type Cursor struct {
 	Key string    `json:"k"`
 	ID  uuid.UUID `json:"i"`
@@ -127,7 +128,7 @@ func pageQuery(c *fiber.Ctx) (Page, error) {
 	if v := c.Query("cursor"); v != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(v)
 		var cur Cursor
-		if err != nil || len(raw) > 512 || json.Unmarshal(raw, &cur) != nil || cur.ID == uuid.Nil {
+		if err != nil || len(raw) > 512 || json.Unmarshal(raw, &cur) != nil {
 			return p, domain.Invalid("cursor", "cursor is not one this server issued")
 		}
 		p.Cursor = &cur

@@ -26,6 +26,18 @@ func (a *API) routes(app *fiber.App) {
 	athlete, coach := domain.RoleAthlete, domain.RoleCoach
 	v1.Get("/me", authn, a.handleMe)
 
+	// The exercise library: every signed-in user reads it, admins curate it.
+	admin := domain.RoleAdmin
+	v1.Get("/exercises", authn, a.handleListExercises)
+	v1.Get("/exercises/:slug", authn, a.handleGetExercise)
+	v1.Post("/admin/exercises/:slug/cues", authn, only(admin), a.handleCreateCue)
+	v1.Patch("/admin/cues/:id", authn, only(admin), a.handleUpdateCue)
+	v1.Delete("/admin/cues/:id", authn, only(admin), a.handleDeleteCue)
+	v1.Post("/admin/exercises/:slug/mistakes", authn, only(admin), a.handleCreateMistake)
+	v1.Patch("/admin/mistakes/:id", authn, only(admin), a.handleUpdateMistake)
+	v1.Delete("/admin/mistakes/:id", authn, only(admin), a.handleDeleteMistake)
+	v1.Get("/admin/audit", authn, only(admin), a.handleListAudit)
+
 	// Coaching: links between coaches and athletes, and prescriptions.
 	v1.Post("/coach/invites", authn, only(coach), a.handleCreateInvite)
 	v1.Post("/athlete/coach-links", authn, only(athlete), a.handleRedeemInvite)

@@ -166,7 +166,7 @@ func (a *API) handleListSets(c *fiber.Ctx) error {
 		return err
 	}
 	p := principal(c)
-	f := postgres.SetFilter{ViewerID: p.UserID, ViewerRole: p.Role, Status: c.Query("status"), Limit: page.Limit}
+	f := postgres.SetFilter{ViewerID: p.UserID, ViewerRole: p.Role, Status: c.Query("status"), Limit: page.Limit + 1}
 	if f.Status != "" && f.Status != domain.SetLive && f.Status != domain.SetEnded {
 		return domain.Invalid("status", "status must be live or ended")
 	}
@@ -186,15 +186,9 @@ func (a *API) handleListSets(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := List[domain.Set]{Items: sets}
-	if out.Items == nil {
-		out.Items = []domain.Set{}
-	}
-	if len(sets) == page.Limit {
-		last := sets[len(sets)-1]
-		out.NextCursor = nextCursor(time.Time(last.StartedAt).Format(time.RFC3339Nano), last.ID)
-	}
-	return c.JSON(out)
+	return c.JSON(pageOf(sets, page.Limit, func(s domain.Set) (string, uuid.UUID) {
+		return time.Time(s.StartedAt).Format(time.RFC3339Nano), s.ID
+	}))
 }
 
 type uploadRequest struct {
