@@ -40,6 +40,25 @@ type harness struct {
 	clock  *clock
 	ip     string
 	hub    *live.Hub
+	logs   *syncBuffer // everything the server logged, at debug level
+}
+
+// syncBuffer collects log lines from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // listen serves the app on a real loopback port (for WebSockets and limits
@@ -78,7 +97,8 @@ func newHarness(t *testing.T) *harness {
 	}
 	cfg.AllowedOrigins = []string{"https://coach.example.com"}
 	tokens := auth.NewTokens(auth.GenerateKey(), "repcue", "repcue-api", 15*time.Minute, clk.Now)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	hub := live.New(store, log, live.Config{HoldTick: 50 * time.Millisecond})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -94,7 +114,7 @@ func newHarness(t *testing.T) *harness {
 		Live:   hub,
 		Now:    clk.Now,
 	})
-	return &harness{t: t, app: app, store: store, tokens: tokens, clock: clk, ip: "0.0.0.0", hub: hub}
+	return &harness{t: t, app: app, store: store, tokens: tokens, clock: clk, ip: "0.0.0.0", hub: hub, logs: logs}
 }
 
 type response struct {
