@@ -2,7 +2,11 @@ package auth
 
 import (
 	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -139,4 +143,30 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted a token that was not issued: %q", raw)
 		}
 	})
+}
+
+func TestLoadKey(t *testing.T) {
+	t.Parallel()
+	k := GenerateKey()
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(good, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := LoadKey(good)
+	if err != nil || !loaded.Equal(k) {
+		t.Fatalf("LoadKey: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.pem")
+	_ = os.WriteFile(bad, []byte("not a key"), 0o600)
+	if _, err := LoadKey(bad); err == nil {
+		t.Fatal("a file without a key was accepted")
+	}
+	if _, err := LoadKey(filepath.Join(dir, "missing.pem")); err == nil {
+		t.Fatal("a missing file was accepted")
+	}
 }

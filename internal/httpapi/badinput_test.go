@@ -2,13 +2,18 @@ package httpapi_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gofiber/fiber/v2"
 )
 
 // TestBadBodiesOnEveryRoute sends malformed bodies to every route of the matrix
@@ -98,5 +103,28 @@ func TestBodyOverTheLimit(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != 413 || resp.Header.Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("status %d (%s), want 413 problem", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// TestPanicsAnswerAnOpaque500 adds a route that panics (outside the matrix's
+// app) and checks the client learns nothing of it.
+func TestPanicsAnswerAnOpaque500(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.app.Get("/panic-for-test", func(*fiber.Ctx) error { panic("secret internal detail") })
+	h.app.Get("/error-for-test", func(*fiber.Ctx) error { return errors.New("pq: secret table name") })
+	for _, path := range []string{"/panic-for-test", "/error-for-test"} {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Host = "localhost:8080"
+		resp, err := h.app.Test(req, 10_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 500 || resp.Header.Get("Content-Type") != "application/problem+json" ||
+			strings.Contains(string(body), "secret") || !strings.Contains(string(body), `"code":"internal"`) {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
 	}
 }
