@@ -18,6 +18,10 @@ import (
 // ticketTTL is how long a live ticket may wait before it is used.
 const ticketTTL = 30 * time.Second
 
+// maxSocketsPerUser bounds the live sockets one account may hold open (a phone,
+// a tablet and some browser tabs fit well within it).
+const maxSocketsPerUser = 20
+
 // Socket timing: the server pings every 25 s (live.Config.PingPeriod); a socket
 // that shows no sign of life for pongWait is dropped; a write that cannot go out
 // within writeWait ends the socket.
@@ -64,6 +68,9 @@ func (a *API) liveGate(c *fiber.Ctx) error {
 			return err
 		}
 		p = live.Principal{UserID: bp.UserID, Role: bp.Role, SessionID: bp.SessionID}
+	}
+	if a.live.Sockets(p.UserID) >= maxSocketsPerUser {
+		return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many live sockets open for this account", RetryAfter: 5 * time.Second}
 	}
 	c.Locals(livePrincipalKey, p)
 	return c.Next()

@@ -402,3 +402,23 @@ func TestUnlinkStopsLiveWatchingAtOnce(t *testing.T) {
 		t.Fatalf("cueing after the unlink: %v", m)
 	}
 }
+
+func TestLiveSocketsPerAccountAreBounded(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	addr := w.h.listen()
+	for i := 0; i < 20; i++ {
+		c, _, err := dial(t, addr, w.accounts[coach].Access, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.send(map[string]any{"type": "ping", "client_ts": i}) // registered before the next dial
+		c.next("pong")
+	}
+	if _, resp, err := dial(t, addr, w.accounts[coach].Access, "", ""); err == nil || resp == nil || resp.StatusCode != 429 {
+		t.Fatalf("the 21st socket: %v", err)
+	}
+	if _, _, err := dial(t, addr, w.accounts[athlete].Access, "", ""); err != nil {
+		t.Fatalf("another account is refused too: %v", err)
+	}
+}

@@ -176,6 +176,13 @@ func (h *Hub) unregister(c *client) {
 	}
 }
 
+// Sockets is how many live sockets a user has open on this node.
+func (h *Hub) Sockets(userID uuid.UUID) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients[userID])
+}
+
 func (h *Hub) clientsOf(userID uuid.UUID) []*client {
 	h.mu.Lock()
 	defer h.mu.Unlock()
