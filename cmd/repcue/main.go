@@ -194,6 +194,11 @@ func serve(ctx context.Context) error {
 	defer store.Pool().Close()
 	log := newLogger(cfg.LogLevel)
 	log.Info("starting repcue", "version", version, "config", cfg.Masked())
+	if cfg.NATSURL != "" {
+		// Each node holds the live sets it serves in memory; without the bus two
+		// nodes would each run their own copy of a set. Refuse rather than split.
+		return errors.New("REPCUE_NATS_URL is set, but running several nodes over NATS is not supported yet: unset it and run one node")
+	}
 	if err := postgres.CheckSchema(ctx, store.Pool()); err != nil {
 		return err
 	}
