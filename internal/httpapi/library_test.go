@@ -207,7 +207,11 @@ func TestMistakeCueIDsAreChecked(t *testing.T) {
 	if r.json(t)["version"] != float64(2) {
 		t.Fatalf("mistake after patch: %s", r.Body)
 	}
-	// A deleted cue disappears from the mistakes that named it, and cannot be named again.
+	// The mistake the rep timer detects cannot be deleted.
+	var noPause string
+	_ = h.store.Pool().QueryRow(context.Background(), `SELECT id FROM mistakes WHERE code = 'no_pause_at_top'`).Scan(&noPause)
+	expect(t, h.do(request{Method: "DELETE", Path: "/v1/admin/mistakes/" + noPause, Token: adm.Access}), 409, "conflict")
+	expect(t, h.do(request{Method: "DELETE", Path: "/v1/admin/mistakes/" + id, Token: adm.Access}), 204)
 	var created string
 	_ = h.store.Pool().QueryRow(context.Background(), `SELECT entity_id FROM audit_log WHERE action = 'create' AND entity = 'mistake'`).Scan(&created)
 	if created != id {

@@ -275,11 +275,20 @@ func (s *Store) UpdateMistake(ctx context.Context, actor, id uuid.UUID, version 
 }
 
 // DeleteMistake hides a mistake (soft). version < 0 means no If-Match was given.
+// A mistake the rep timer detects by itself (it has a code) cannot be deleted:
+// the timer would silently stop pushing its fix.
 func (s *Store) DeleteMistake(ctx context.Context, actor, id uuid.UUID, version int) error {
 	return translate(s.inTx(ctx, func(tx pgx.Tx) error {
 		before, _, err := findMistake(ctx, tx, id)
 		if err != nil {
 			return err
+		}
+		var coded bool
+		if err := tx.QueryRow(ctx, `SELECT code IS NOT NULL FROM mistakes WHERE id = $1`, id).Scan(&coded); err != nil {
+			return err
+		}
+		if coded {
+			return domain.Errorf(domain.CodeConflict, "the rep timer detects this mistake itself: edit it, but it cannot be deleted")
 		}
 		if version >= 0 && before.Version != version {
 			return staleVersion("mistake")
