@@ -246,43 +246,35 @@ func (h *Hub) Unlinked(coachID, athleteID uuid.UUID) {
 // Upload applies offline events to a set through its owner and returns once
 // they are committed.
 func (h *Hub) Upload(ctx context.Context, setID, actor uuid.UUID, events []UploadEvent) (UploadResult, error) {
-	type result struct {
-		res UploadResult
-		err error
-	}
-	ch := make(chan result, 1)
-	err := h.owner(setID).do(func(o *owner) {
-		o.upload(actor, events, func(r UploadResult, err error) { ch <- result{r, err} })
+	return ask(ctx, h, setID, "storing the events", func(o *owner, reply func(UploadResult, error)) {
+		o.upload(actor, events, reply)
 	})
-	if err != nil {
-		return UploadResult{}, err
-	}
-	select {
-	case r := <-ch:
-		return r.res, r.err
-	case <-ctx.Done():
-		return UploadResult{}, &domain.Error{Code: domain.CodeUnavailable, Message: "storing the events took too long", Err: ctx.Err()}
-	}
 }
 
 // End ends a set through its owner and returns the summary once it is stored.
 func (h *Hub) End(ctx context.Context, setID, actor uuid.UUID) (reptimer.Summary, error) {
+	return ask(ctx, h, setID, "ending the set", func(o *owner, reply func(reptimer.Summary, error)) {
+		o.end(actor, reply)
+	})
+}
+
+// ask runs fn in the set's goroutine and waits, within ctx, for the answer it
+// gives to reply (which may come later, once a commit is done).
+func ask[T any](ctx context.Context, h *Hub, setID uuid.UUID, what string, fn func(o *owner, reply func(T, error))) (T, error) {
 	type result struct {
-		sum reptimer.Summary
+		v   T
 		err error
 	}
 	ch := make(chan result, 1)
-	err := h.owner(setID).do(func(o *owner) {
-		o.end(actor, func(s reptimer.Summary, err error) { ch <- result{s, err} })
-	})
-	if err != nil {
-		return reptimer.Summary{}, err
+	var zero T
+	if err := h.owner(setID).do(func(o *owner) { fn(o, func(v T, err error) { ch <- result{v, err} }) }); err != nil {
+		return zero, err
 	}
 	select {
 	case r := <-ch:
-		return r.sum, r.err
+		return r.v, r.err
 	case <-ctx.Done():
-		return reptimer.Summary{}, &domain.Error{Code: domain.CodeUnavailable, Message: "ending the set took too long", Err: ctx.Err()}
+		return zero, &domain.Error{Code: domain.CodeUnavailable, Message: what + " took too long", Err: ctx.Err()}
 	}
 }
 
