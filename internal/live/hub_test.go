@@ -466,3 +466,83 @@ func TestHubClosesRevokedSessions4001(t *testing.T) {
 		t.Fatal("the coach's live session was closed too")
 	}
 }
+
+// TestHubAcksOnlyWhatIsStoredThroughADatabaseOutage cuts the set's database
+// off mid-set: the event is applied and broadcast but not acknowledged; once
+// the database is back, the phone's resend is stored and acknowledged, and the
+// event is applied only once.
+func TestHubAcksOnlyWhatIsStoredThroughADatabaseOutage(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	ctx := context.Background()
+	admin := testdb.Admin(t)
+	db := f.store.Pool().Config().ConnConfig.Database
+	exec := func(sql string) {
+		if _, err := admin.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	a := f.connect(f.athlete)
+	send(a, map[string]any{"type": "subscribe", "set_id": f.set.ID.String()})
+	next(t, a, "snapshot")
+	f.phase(a, "up")
+	next(t, a, "state")
+	next(t, a, "ack")
+
+	exec(`ALTER DATABASE ` + db + ` ALLOW_CONNECTIONS false`)
+	exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '` + db + `'`)
+	top := uuid.NewString()
+	frame := map[string]any{"type": "rep.phase", "set_id": f.set.ID.String(), "phase": "top", "event_id": top, "client_ts": 2}
+	send(a, frame)
+	if st := next(t, a, "state"); st["state"].(map[string]any)["rep"] != float64(1) {
+		t.Fatalf("state %v", st)
+	}
+	for quiet := time.After(time.Second); ; {
+		select {
+		case b := <-a.out:
+			var m map[string]any
+			_ = json.Unmarshal(b, &m)
+			if m["type"] == "ack" {
+				t.Fatalf("acknowledged while the database was away: %s", b)
+			}
+			continue
+		case <-quiet:
+		}
+		break
+	}
+
+	exec(`ALTER DATABASE ` + db + ` ALLOW_CONNECTIONS true`)
+	deadline := time.Now().Add(10 * time.Second)
+	acked := false
+	for !acked && time.Now().Before(deadline) {
+		send(a, frame) // the phone resends what was not acknowledged
+		timeout := time.After(500 * time.Millisecond)
+	wait:
+		for {
+			select {
+			case b := <-a.out:
+				var m map[string]any
+				_ = json.Unmarshal(b, &m)
+				switch m["type"] {
+				case "ack":
+					acked = m["event_id"] == top
+					break wait
+				case "state":
+					if m["state"].(map[string]any)["rep"] != float64(1) {
+						t.Fatalf("the resend was applied again: %s", b)
+					}
+				}
+			case <-timeout:
+				break wait
+			}
+		}
+	}
+	if !acked {
+		t.Fatal("the resent event was never acknowledged after the database came back")
+	}
+	events, err := f.store.SetEvents(ctx, f.set.ID)
+	if err != nil || len(events) != 2 || events[1].EventID.String() != top {
+		t.Fatalf("stored %d events (%v), want up and top once each", len(events), err)
+	}
+}

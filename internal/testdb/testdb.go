@@ -145,3 +145,20 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Admin connects to the server's maintenance database, for tests that must act
+// on their own database from outside it (cut it off, say). Closed at cleanup.
+func Admin(t testing.TB) *pgx.Conn {
+	t.Helper()
+	once.Do(func() { setupErr = prepareTemplate() })
+	if setupErr != nil {
+		t.Fatalf("testdb: %v", setupErr)
+	}
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, server.URL(adminDB()))
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
