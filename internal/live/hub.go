@@ -237,8 +237,12 @@ func (h *Hub) Unlinked(coachID, athleteID uuid.UUID) {
 				continue
 			}
 			c.setSubscription(setID, nil)
-			_ = sub.owner.do(func(o *owner) { o.unsubscribe(c) })
-			c.enqueue(encode(unsubscribedFrame{Type: "unsubscribed", SetID: setID, Reason: "unlinked"}))
+			// Told from the set's goroutine, so that no frame of the set follows it.
+			frame := encode(unsubscribedFrame{Type: "unsubscribed", SetID: setID, Reason: "unlinked"})
+			if err := sub.owner.doSoon(func(o *owner) { o.unsubscribe(c); c.enqueue(frame) }); err != nil {
+				// The set cannot take it: end the coach's socket rather than let it watch on.
+				c.close(CloseGoingAway, "server busy: reconnect", false)
+			}
 		}
 	}
 }

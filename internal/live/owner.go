@@ -98,6 +98,19 @@ func (o *owner) do(fn func(*owner)) error {
 	return errBusy
 }
 
+// doSoon is do for commands that must not be dropped when the inbox is full
+// for a moment: it retries for up to a second.
+func (o *owner) doSoon(fn func(*owner)) error {
+	var err error
+	for i := 0; i < 100; i++ {
+		if err = o.do(fn); err != errBusy {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
+}
+
 // complete queues a completion from the committer without ever blocking it.
 func (o *owner) complete(fn func(*owner)) {
 	o.doneMu.Lock()
