@@ -210,6 +210,7 @@ func serve(ctx context.Context) error {
 	hub := live.New(store, log, live.Config{HoldTick: cfg.HoldTick})
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registry.MustRegister(hub.Collectors()...)
 	app := httpapi.New(httpapi.Deps{
 		Config:   cfg,
 		Log:      log,

@@ -155,8 +155,10 @@ func TestJWKSAndOps(t *testing.T) {
 	expect(t, h.get("/readyz", ""), 200)
 	r = h.get("/metrics", "")
 	expect(t, r, 200)
-	if !strings.Contains(string(r.Body), "repcue_http_requests_total") {
-		t.Fatal("metrics do not count requests")
+	for _, m := range []string{"repcue_http_requests_total", "repcue_live_sockets", "repcue_live_commit_batch_events"} {
+		if !strings.Contains(string(r.Body), m) {
+			t.Fatalf("metrics lack %s", m)
+		}
 	}
 	r = h.get("/openapi.yaml", "")
 	expect(t, r, 200)

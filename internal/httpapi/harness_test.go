@@ -20,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/repcue/repcue/api"
 	"github.com/repcue/repcue/internal/auth"
@@ -105,14 +106,17 @@ func newHarness(t *testing.T) *harness {
 		defer cancel()
 		_ = hub.Shutdown(ctx)
 	})
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(hub.Collectors()...)
 	app := httpapi.New(httpapi.Deps{
-		Config: cfg,
-		Log:    log,
-		Store:  store,
-		Tokens: tokens,
-		Hasher: auth.NewHasher(4),
-		Live:   hub,
-		Now:    clk.Now,
+		Config:   cfg,
+		Log:      log,
+		Store:    store,
+		Tokens:   tokens,
+		Hasher:   auth.NewHasher(4),
+		Live:     hub,
+		Registry: registry,
+		Now:      clk.Now,
 	})
 	return &harness{t: t, app: app, store: store, tokens: tokens, clock: clk, ip: "0.0.0.0", hub: hub, logs: logs}
 }

@@ -27,7 +27,7 @@ func BenchmarkFanout(b *testing.B) {
 		b.Run(fmt.Sprintf("watchers=%d", n), func(b *testing.B) {
 			cfg := Config{SendQueue: 1 << 16}
 			cfg.defaults()
-			h := &Hub{cfg: cfg}
+			h := &Hub{cfg: cfg, metrics: newMetrics()}
 			o := newOwner(h, uuid.New())
 			o.epoch = newEpoch()
 			o.state = reptimer.New(reptimer.Config{PauseHoldMS: 1000}, time.Now())

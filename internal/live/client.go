@@ -88,6 +88,7 @@ func (c *client) enqueue(frame []byte) bool {
 	case c.send <- frame:
 		return true
 	default:
+		c.hub.metrics.slowCloses.Inc()
 		c.close(CloseTooSlow, "too slow: reconnect and resubscribe with since_seq and epoch", false)
 		return false
 	}

@@ -23,6 +23,7 @@ type write struct {
 type committer struct {
 	store    *postgres.Store
 	log      *slog.Logger
+	metrics  *metrics
 	queue    chan write
 	maxBatch int
 
@@ -31,8 +32,8 @@ type committer struct {
 	idle     *sync.Cond
 }
 
-func newCommitter(store *postgres.Store, log *slog.Logger, queueSize, maxBatch int) *committer {
-	c := &committer{store: store, log: log, queue: make(chan write, queueSize), maxBatch: maxBatch}
+func newCommitter(store *postgres.Store, log *slog.Logger, m *metrics, queueSize, maxBatch int) *committer {
+	c := &committer{store: store, log: log, metrics: m, queue: make(chan write, queueSize), maxBatch: maxBatch}
 	c.idle = sync.NewCond(&c.mu)
 	return c
 }
@@ -78,9 +79,13 @@ func (c *committer) commit(batch []write) {
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	start := time.Now()
 	err := c.store.AppendEvents(ctx, events, endings)
 	cancel()
+	c.metrics.commitBatch.Observe(float64(len(events)))
+	c.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
+		c.metrics.commitErrors.Inc()
 		c.log.Error("storing live events failed; they stay unacknowledged", "events", len(events), "err", err)
 	}
 	for _, w := range batch {

@@ -63,6 +63,7 @@ type Hub struct {
 	store     *postgres.Store
 	log       *slog.Logger
 	committer *committer
+	metrics   *metrics
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -83,9 +84,10 @@ type Hub struct {
 func New(store *postgres.Store, log *slog.Logger, cfg Config) *Hub {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
+	m := newMetrics()
 	h := &Hub{
-		cfg: cfg, store: store, log: log, ctx: ctx, cancel: cancel,
-		committer: newCommitter(store, log, 4096, 256),
+		cfg: cfg, store: store, log: log, ctx: ctx, cancel: cancel, metrics: m,
+		committer: newCommitter(store, log, m, 4096, 256),
 		sets:      map[uuid.UUID]*owner{},
 		clients:   map[uuid.UUID]map[*client]struct{}{},
 	}
