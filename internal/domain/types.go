@@ -142,3 +142,12 @@ type Set struct {
 	VariationID    uuid.UUID  `json:"-"`
 	ExerciseID     uuid.UUID  `json:"-"`
 }
+
+// Feedback is a coach's note on a set.
+type Feedback struct {
+	ID        uuid.UUID `json:"id"`
+	SetID     uuid.UUID `json:"set_id"`
+	CoachID   uuid.UUID `json:"coach_id"`
+	Text      string    `json:"text"`
+	CreatedAt Time      `json:"created_at"`
+}

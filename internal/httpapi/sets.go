@@ -129,7 +129,7 @@ type SetDetail struct {
 	Reps     []reptimer.RepFigures `json:"reps"`
 	Cues     []live.SentCue        `json:"cues"`
 	Summary  *reptimer.Summary     `json:"summary"`
-	Feedback []postgres.Feedback   `json:"feedback"`
+	Feedback []domain.Feedback     `json:"feedback"`
 }
 
 func (a *API) setDetail(ctx context.Context, set domain.Set) (SetDetail, error) {

@@ -226,18 +226,9 @@ func (s *Store) SetEvents(ctx context.Context, setID uuid.UUID) ([]SetEvent, err
 	return out, translate(rows.Err(), "event")
 }
 
-// Feedback is a coach's note on a set.
-type Feedback struct {
-	ID        uuid.UUID   `json:"id"`
-	SetID     uuid.UUID   `json:"set_id"`
-	CoachID   uuid.UUID   `json:"coach_id"`
-	Text      string      `json:"text"`
-	CreatedAt domain.Time `json:"created_at"`
-}
-
 // AddFeedback stores a coach's note on a set.
-func (s *Store) AddFeedback(ctx context.Context, setID, coachID uuid.UUID, text string) (Feedback, error) {
-	f := Feedback{SetID: setID, CoachID: coachID, Text: text}
+func (s *Store) AddFeedback(ctx context.Context, setID, coachID uuid.UUID, text string) (domain.Feedback, error) {
+	f := domain.Feedback{SetID: setID, CoachID: coachID, Text: text}
 	var at time.Time
 	err := s.pool.QueryRow(ctx, `INSERT INTO set_feedback (set_id, coach_id, text) VALUES ($1, $2, $3) RETURNING id, created_at`,
 		setID, coachID, text).Scan(&f.ID, &at)
@@ -246,15 +237,15 @@ func (s *Store) AddFeedback(ctx context.Context, setID, coachID uuid.UUID, text 
 }
 
 // ListFeedback returns a set's feedback, oldest first.
-func (s *Store) ListFeedback(ctx context.Context, setID uuid.UUID) ([]Feedback, error) {
+func (s *Store) ListFeedback(ctx context.Context, setID uuid.UUID) ([]domain.Feedback, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, set_id, coach_id, text, created_at FROM set_feedback WHERE set_id = $1 ORDER BY created_at, id`, setID)
 	if err != nil {
 		return nil, translate(err, "feedback")
 	}
 	defer rows.Close()
-	out := []Feedback{}
+	out := []domain.Feedback{}
 	for rows.Next() {
-		var f Feedback
+		var f domain.Feedback
 		var at time.Time
 		if err := rows.Scan(&f.ID, &f.SetID, &f.CoachID, &f.Text, &at); err != nil {
 			return nil, translate(err, "feedback")
