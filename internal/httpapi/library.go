@@ -79,14 +79,18 @@ func matchesAny(header, etag string, weak bool) bool {
 
 func versionETag(v int) string { return `"` + strconv.Itoa(v) + `"` }
 
-// ifMatchVersion reads the version an admin edit is based on. required: 428
-// without the header. Without it (and not required) it returns -1.
+// ifMatchVersion reads the version an admin edit is based on: the strong ETag
+// "N" it was read with, or -1 for "*" (any current version). required: 428
+// without the header; otherwise a missing header is -1 too.
 func ifMatchVersion(c *fiber.Ctx, required bool) (int, error) {
 	h := strings.TrimSpace(c.Get(fiber.HeaderIfMatch))
 	if h == "" {
 		if required {
 			return 0, domain.Errorf(domain.CodePreconditionRequired, "send If-Match with the ETag you read")
 		}
+		return -1, nil
+	}
+	if h == "*" {
 		return -1, nil
 	}
 	v, err := strconv.Atoi(strings.Trim(h, `"`))

@@ -140,7 +140,8 @@ type CuePatch struct {
 	Priority *int
 }
 
-// UpdateCue changes a cue if its version is still the one the admin read.
+// UpdateCue changes a cue if its version is still the one the admin read
+// (version < 0: whatever the current one is).
 func (s *Store) UpdateCue(ctx context.Context, actor, id uuid.UUID, version int, p CuePatch) (domain.Cue, error) {
 	var after domain.Cue
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -148,7 +149,7 @@ func (s *Store) UpdateCue(ctx context.Context, actor, id uuid.UUID, version int,
 		if err != nil {
 			return err
 		}
-		if before.Version != version {
+		if version >= 0 && before.Version != version {
 			return staleVersion("cue")
 		}
 		after, err = pgx.CollectExactlyOneRow(rowsOf(tx.Query(ctx, `
@@ -242,7 +243,8 @@ type MistakePatch struct {
 	CueIDs    []uuid.UUID // nil: unchanged
 }
 
-// UpdateMistake changes a mistake if its version is still the one the admin read.
+// UpdateMistake changes a mistake if its version is still the one the admin
+// read (version < 0: whatever the current one is).
 func (s *Store) UpdateMistake(ctx context.Context, actor, id uuid.UUID, version int, p MistakePatch) (domain.Mistake, error) {
 	var after domain.Mistake
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -250,7 +252,7 @@ func (s *Store) UpdateMistake(ctx context.Context, actor, id uuid.UUID, version 
 		if err != nil {
 			return err
 		}
-		if before.Version != version {
+		if version >= 0 && before.Version != version {
 			return staleVersion("mistake")
 		}
 		if p.CueIDs != nil {
