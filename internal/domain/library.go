@@ -74,3 +74,23 @@ type AuditEntry struct {
 	Before   json.RawMessage `json:"before"`
 	After    json.RawMessage `json:"after"`
 }
+
+// VersionMatch is a resolved If-Match: any version ("*", or no header where one
+// is optional), or one of the listed versions.
+type VersionMatch struct {
+	Any      bool
+	Versions []int
+}
+
+// Matches reports whether the current version satisfies the precondition.
+func (m VersionMatch) Matches(current int) bool {
+	if m.Any {
+		return true
+	}
+	for _, v := range m.Versions {
+		if v == current {
+			return true
+		}
+	}
+	return false
+}

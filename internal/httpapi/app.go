@@ -54,6 +54,7 @@ type API struct {
 	inviteLimiter  *auth.Throttle
 	metrics        *metrics
 	registry       *prometheus.Registry
+	sessions       *sessionCache
 }
 
 // New builds the Fiber app with every route.
@@ -75,6 +76,7 @@ func New(d Deps) *fiber.App {
 		// from 1 s doubling up to 15 min, so codes cannot be guessed by brute force.
 		inviteLimiter: auth.NewThrottle(10, time.Second, 15*time.Minute, d.Now),
 		metrics:       newMetrics(d.Registry),
+		sessions:      newSessionCache(d.Store, d.Now),
 	}
 	app := fiber.New(fiber.Config{
 		AppName:               "repcue",

@@ -124,8 +124,12 @@ func TestLogoutEndsTheSession(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	a := h.register("athlete")
+	expect(t, h.get("/v1/me", a.Access), 200)
 	r := h.post("/v1/auth/logout", "", map[string]any{"refresh_token": a.Refresh})
 	expect(t, r, 204)
+	// The session's access token stops working too, once the short cache has passed.
+	h.clock.Advance(6 * time.Second)
+	expect(t, h.get("/v1/me", a.Access), 401, "unauthorized")
 	expect(t, h.post("/v1/auth/refresh", "", map[string]any{"refresh_token": a.Refresh}), 401)
 	expect(t, h.post("/v1/auth/logout", "", map[string]any{"refresh_token": a.Refresh}), 204)
 }

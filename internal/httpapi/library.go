@@ -79,25 +79,32 @@ func matchesAny(header, etag string, weak bool) bool {
 
 func versionETag(v int) string { return `"` + strconv.Itoa(v) + `"` }
 
-// ifMatchVersion reads the version an admin edit is based on: the strong ETag
-// "N" it was read with, or -1 for "*" (any current version). required: 428
-// without the header; otherwise a missing header is -1 too.
-func ifMatchVersion(c *fiber.Ctx, required bool) (int, error) {
+// ifMatch reads the versions an admin edit may apply to from If-Match: a list
+// of strong ETags ("N"), or "*" for any. Weak tags never match (RFC 9110's
+// strong comparison). required: 428 without the header; otherwise a missing
+// header matches any version.
+func ifMatch(c *fiber.Ctx, required bool) (domain.VersionMatch, error) {
 	h := strings.TrimSpace(c.Get(fiber.HeaderIfMatch))
 	if h == "" {
 		if required {
-			return 0, domain.Errorf(domain.CodePreconditionRequired, "send If-Match with the ETag you read")
+			return domain.VersionMatch{}, domain.Errorf(domain.CodePreconditionRequired, "send If-Match with the ETag you read")
 		}
-		return -1, nil
+		return domain.VersionMatch{Any: true}, nil
 	}
-	if h == "*" {
-		return -1, nil
+	var m domain.VersionMatch
+	for _, tag := range strings.Split(h, ",") {
+		tag = strings.TrimSpace(tag)
+		if tag == "*" {
+			return domain.VersionMatch{Any: true}, nil
+		}
+		if len(tag) < 3 || tag[0] != '"' || tag[len(tag)-1] != '"' {
+			continue // weak or malformed: matches nothing
+		}
+		if v, err := strconv.Atoi(tag[1 : len(tag)-1]); err == nil && v > 0 {
+			m.Versions = append(m.Versions, v)
+		}
 	}
-	v, err := strconv.Atoi(strings.Trim(h, `"`))
-	if err != nil || !strings.HasPrefix(h, `"`) || v < 1 {
-		return 0, domain.Errorf(domain.CodePreconditionFailed, "If-Match does not match the current version")
-	}
-	return v, nil
+	return m, nil
 }
 
 // optional is a PATCH field: absent, or present with a value (null is refused).
@@ -218,7 +225,7 @@ func (a *API) handleUpdateCue(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	version, err := ifMatchVersion(c, true)
+	match, err := ifMatch(c, true)
 	if err != nil {
 		return err
 	}
@@ -230,7 +237,7 @@ func (a *API) handleUpdateCue(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	cue, err := a.store.UpdateCue(c.UserContext(), principal(c).UserID, id, version, patch)
+	cue, err := a.store.UpdateCue(c.UserContext(), principal(c).UserID, id, match, patch)
 	if err != nil {
 		return err
 	}
@@ -243,11 +250,11 @@ func (a *API) handleDeleteCue(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	version, err := ifMatchVersion(c, false)
+	match, err := ifMatch(c, false)
 	if err != nil {
 		return err
 	}
-	if err := a.store.DeleteCue(c.UserContext(), principal(c).UserID, id, version); err != nil {
+	if err := a.store.DeleteCue(c.UserContext(), principal(c).UserID, id, match); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -354,7 +361,7 @@ func (a *API) handleUpdateMistake(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	version, err := ifMatchVersion(c, true)
+	match, err := ifMatch(c, true)
 	if err != nil {
 		return err
 	}
@@ -366,7 +373,7 @@ func (a *API) handleUpdateMistake(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	m, err := a.store.UpdateMistake(c.UserContext(), principal(c).UserID, id, version, patch)
+	m, err := a.store.UpdateMistake(c.UserContext(), principal(c).UserID, id, match, patch)
 	if err != nil {
 		return err
 	}
@@ -379,11 +386,11 @@ func (a *API) handleDeleteMistake(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	version, err := ifMatchVersion(c, false)
+	match, err := ifMatch(c, false)
 	if err != nil {
 		return err
 	}
-	if err := a.store.DeleteMistake(c.UserContext(), principal(c).UserID, id, version); err != nil {
+	if err := a.store.DeleteMistake(c.UserContext(), principal(c).UserID, id, match); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

@@ -124,17 +124,20 @@ func TestExerciseETagAndAdminEdits(t *testing.T) {
 	}
 	expect(t, patch(`"1"`, map[string]any{"priority": 5}), 412, "precondition_failed")
 	expect(t, patch(`W/"2"`, map[string]any{"priority": 5}), 412, "precondition_failed") // weak tags never match
+	expect(t, patch(`"7", "9"`, map[string]any{"priority": 5}), 412, "precondition_failed")
+	r = patch(`"1", "2"`, map[string]any{"priority": 3}) // a list matches any of its tags
+	expect(t, r, 200)
 	r = patch(`*`, map[string]any{"priority": 4})
 	expect(t, r, 200) // "*": whatever the current version is
-	if r.Header.Get("ETag") != `"3"` {
+	if r.Header.Get("ETag") != `"4"` {
 		t.Fatalf("ETag after If-Match: * is %s", r.Header.Get("ETag"))
 	}
-	expect(t, patch(`"3"`, map[string]any{"text": nil}), 400, "invalid", "text")
-	expect(t, patch(`"3"`, map[string]any{}), 400, "invalid")
-	expect(t, patch(`"3"`, map[string]any{"phase": "overhead"}), 400, "invalid", "phase")
-	expect(t, patch(`"3"`, map[string]any{"text": strings.Repeat("é", 121)}), 400, "invalid", "text")
-	expect(t, patch(`"3"`, map[string]any{"text": "Ribs\u202edown"}), 400, "invalid", "text")
-	r = patch(`"3"`, map[string]any{"text": strings.Repeat("é", 120)})
+	expect(t, patch(`"4"`, map[string]any{"text": nil}), 400, "invalid", "text")
+	expect(t, patch(`"4"`, map[string]any{}), 400, "invalid")
+	expect(t, patch(`"4"`, map[string]any{"phase": "overhead"}), 400, "invalid", "phase")
+	expect(t, patch(`"4"`, map[string]any{"text": strings.Repeat("é", 121)}), 400, "invalid", "text")
+	expect(t, patch(`"4"`, map[string]any{"text": "Ribs\u202edown"}), 400, "invalid", "text")
+	r = patch(`"4"`, map[string]any{"text": strings.Repeat("é", 120)})
 	expect(t, r, 200)
 
 	// Soft delete: gone from the exercise, still in the table.
@@ -170,14 +173,14 @@ func TestExerciseETagAndAdminEdits(t *testing.T) {
 			t.Fatalf("audit actor %s", e.ActorID)
 		}
 	}
-	if strings.Join(actions, ",") != "delete,update,update,update,create" {
+	if strings.Join(actions, ",") != "delete,update,update,update,update,create" {
 		t.Fatalf("audit actions %v", actions)
 	}
 	first, last := audit.Items[len(audit.Items)-1], audit.Items[0]
-	if first.Before != nil || first.After["text"] != "Caf\u00e9 knees out" || last.After != nil || last.Before["version"] != float64(4) {
+	if first.Before != nil || first.After["text"] != "Caf\u00e9 knees out" || last.After != nil || last.Before["version"] != float64(5) {
 		t.Fatalf("audit before/after: %+v", audit.Items)
 	}
-	update := audit.Items[3] // the first update
+	update := audit.Items[4] // the first update
 	if update.Before["priority"] != float64(3) || update.After["priority"] != float64(4) {
 		t.Fatalf("update entry %+v", update)
 	}

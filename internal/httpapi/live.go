@@ -69,6 +69,9 @@ func (a *API) liveGate(c *fiber.Ctx) error {
 		}
 		p = live.Principal{UserID: bp.UserID, Role: bp.Role, SessionID: bp.SessionID}
 	}
+	if err := a.sessions.check(c.UserContext(), p.SessionID); err != nil {
+		return err
+	}
 	if a.live.Sockets(p.UserID) >= maxSocketsPerUser {
 		return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many live sockets open for this account", RetryAfter: 5 * time.Second}
 	}

@@ -372,6 +372,8 @@ func TestOfflineUploadIsIdempotent(t *testing.T) {
 	expect(t, h.get("/v1/sets/"+setID, w.accounts[otherCoach].Access), 404, "not_found")
 	expect(t, h.post("/v1/sets/"+setID+"/events", w.accounts[coach].Access, map[string]any{"events": events}), 403, "forbidden")
 	expect(t, h.post("/v1/sets/"+setID+"/events", w.accounts[otherAthlete].Access, map[string]any{"events": events}), 404, "not_found")
+	bad := []map[string]any{{"event_id": uuid.NewString(), "type": "rep.phase", "phase": "up", "at": "yesterday"}}
+	expect(t, h.post("/v1/sets/"+setID+"/events", w.accounts[athlete].Access, map[string]any{"events": bad}), 400, "invalid", "events[0].at")
 }
 
 func TestUnlinkStopsLiveWatchingAtOnce(t *testing.T) {

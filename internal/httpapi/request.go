@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -25,10 +26,15 @@ func decode(c *fiber.Ctx, v any) error {
 
 const principalKey = "principal"
 
-// authenticate requires a valid bearer access token.
+// authenticate requires a valid bearer access token whose session is still
+// active: after a logout, a refresh-token reuse or an account being disabled,
+// the session's access tokens stop working within sessionRecheck.
 func (a *API) authenticate(c *fiber.Ctx) error {
 	p, err := a.bearer(c)
 	if err != nil {
+		return err
+	}
+	if err := a.sessions.check(c.UserContext(), p.SessionID); err != nil {
 		return err
 	}
 	c.Locals(principalKey, p)
@@ -120,7 +126,11 @@ func pageQuery(c *fiber.Ctx) (Page, error) {
 	p := Page{Limit: defaultLimit}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil {
+		var numErr *strconv.NumError
+		switch {
+		case errors.As(err, &numErr) && numErr.Err == strconv.ErrRange && !strings.HasPrefix(v, "-"):
+			n = maxLimit // clamped like any other large number
+		case err != nil:
 			return p, domain.Invalid("limit", "limit must be an integer")
 		}
 		p.Limit = min(max(n, 1), maxLimit)
@@ -128,7 +138,7 @@ func pageQuery(c *fiber.Ctx) (Page, error) {
 	if v := c.Query("cursor"); v != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(v)
 		var cur Cursor
-		if err != nil || len(raw) > 512 || json.Unmarshal(raw, &cur) != nil {
+		if err != nil || len(raw) > 512 || json.Unmarshal(raw, &cur) != nil || strings.ContainsRune(cur.Key, 0) {
 			return p, domain.Invalid("cursor", "cursor is not one this server issued")
 		}
 		p.Cursor = &cur

@@ -173,6 +173,12 @@ func (a *API) handleListSets(c *fiber.Ctx) error {
 	if id, ok, err := uuidQuery(c, "athlete_id"); err != nil {
 		return err
 	} else if ok {
+		// An athlete the caller may not see answers 404, as for prescriptions.
+		if visible, err := a.store.CanWatch(c.UserContext(), p.UserID, p.Role, id); err != nil {
+			return err
+		} else if !visible {
+			return domain.NotFound("athlete")
+		}
 		f.AthleteID = &id
 	}
 	if page.Cursor != nil {
@@ -196,10 +202,10 @@ type uploadRequest struct {
 }
 
 type uploadEvent struct {
-	EventID string       `json:"event_id"`
-	Type    string       `json:"type"`
-	Phase   string       `json:"phase"`
-	At      *domain.Time `json:"at"`
+	EventID string `json:"event_id"`
+	Type    string `json:"type"`
+	Phase   string `json:"phase"`
+	At      string `json:"at"`
 }
 
 // MaxUploadEvents bounds one offline upload.
@@ -231,10 +237,11 @@ func (r uploadRequest) validate(set domain.Set, now time.Time) ([]live.UploadEve
 		default:
 			return nil, domain.Invalid(field("type"), "%s must be rep.phase or set.end", field("type"))
 		}
-		if e.At == nil {
-			return nil, domain.Invalid(field("at"), "%s is required", field("at"))
+		at, err := time.Parse(time.RFC3339Nano, e.At)
+		if err != nil {
+			return nil, domain.Invalid(field("at"), "%s must be an RFC 3339 timestamp", field("at"))
 		}
-		at := time.Time(*e.At)
+		// A phone's clock may run a little ahead: five minutes are tolerated.
 		if at.Before(earliest) || at.After(now.Add(5*time.Minute)) {
 			return nil, domain.Invalid(field("at"), "%s must be within the week before the set started and not in the future", field("at"))
 		}

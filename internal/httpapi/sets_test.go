@@ -72,11 +72,14 @@ func TestSetsFromPrescriptionsPagingAndFeedback(t *testing.T) {
 		t.Fatalf("paged %v, want %v", seen, ids)
 	}
 	expect(t, h.get("/v1/sets?status=paused", co.Access), 400, "invalid", "status")
-	r = h.get("/v1/sets?athlete_id="+ath.ID, w.accounts[otherCoach].Access)
+	expect(t, h.get("/v1/sets?athlete_id="+ath.ID, w.accounts[otherCoach].Access), 404, "not_found")
+	expect(t, h.get("/v1/sets?athlete_id="+ath.ID, w.accounts[otherAthlete].Access), 404, "not_found")
+	r = h.get("/v1/sets", w.accounts[otherCoach].Access)
 	expect(t, r, 200)
 	if strings.Contains(string(r.Body), ids[0]) {
 		t.Fatal("an unlinked coach lists the athlete's sets")
 	}
+	expect(t, h.get("/v1/sets?limit=99999999999999999999", co.Access), 200) // clamped, not refused
 
 	// Feedback from the linked coach shows on the set.
 	r = h.post("/v1/sets/"+ids[0]+"/feedback", co.Access, map[string]any{"text": "Great pauses on 3 and 4."})

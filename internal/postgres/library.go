@@ -140,16 +140,15 @@ type CuePatch struct {
 	Priority *int
 }
 
-// UpdateCue changes a cue if its version is still the one the admin read
-// (version < 0: whatever the current one is).
-func (s *Store) UpdateCue(ctx context.Context, actor, id uuid.UUID, version int, p CuePatch) (domain.Cue, error) {
+// UpdateCue changes a cue if its current version matches the admin's If-Match.
+func (s *Store) UpdateCue(ctx context.Context, actor, id uuid.UUID, match domain.VersionMatch, p CuePatch) (domain.Cue, error) {
 	var after domain.Cue
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		before, err := pgx.CollectExactlyOneRow(rowsOf(tx.Query(ctx, `SELECT `+cueColumns+` FROM cues WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, id)), scanCue)
 		if err != nil {
 			return err
 		}
-		if version >= 0 && before.Version != version {
+		if !match.Matches(before.Version) {
 			return staleVersion("cue")
 		}
 		after, err = pgx.CollectExactlyOneRow(rowsOf(tx.Query(ctx, `
@@ -165,14 +164,14 @@ func (s *Store) UpdateCue(ctx context.Context, actor, id uuid.UUID, version int,
 }
 
 // DeleteCue hides a cue from the library; the row stays, so old sets still
-// resolve it. version < 0 means no If-Match was given.
-func (s *Store) DeleteCue(ctx context.Context, actor, id uuid.UUID, version int) error {
+// resolve it; match comes from If-Match (anything, without one).
+func (s *Store) DeleteCue(ctx context.Context, actor, id uuid.UUID, match domain.VersionMatch) error {
 	return translate(s.inTx(ctx, func(tx pgx.Tx) error {
 		before, err := pgx.CollectExactlyOneRow(rowsOf(tx.Query(ctx, `SELECT `+cueColumns+` FROM cues WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, id)), scanCue)
 		if err != nil {
 			return err
 		}
-		if version >= 0 && before.Version != version {
+		if !match.Matches(before.Version) {
 			return staleVersion("cue")
 		}
 		if _, err := tx.Exec(ctx, `UPDATE cues SET deleted_at = now(), version = version + 1 WHERE id = $1`, id); err != nil {
@@ -243,16 +242,15 @@ type MistakePatch struct {
 	CueIDs    []uuid.UUID // nil: unchanged
 }
 
-// UpdateMistake changes a mistake if its version is still the one the admin
-// read (version < 0: whatever the current one is).
-func (s *Store) UpdateMistake(ctx context.Context, actor, id uuid.UUID, version int, p MistakePatch) (domain.Mistake, error) {
+// UpdateMistake changes a mistake if its current version matches the admin's If-Match.
+func (s *Store) UpdateMistake(ctx context.Context, actor, id uuid.UUID, match domain.VersionMatch, p MistakePatch) (domain.Mistake, error) {
 	var after domain.Mistake
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		before, exID, err := findMistake(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if version >= 0 && before.Version != version {
+		if !match.Matches(before.Version) {
 			return staleVersion("mistake")
 		}
 		if p.CueIDs != nil {
@@ -276,10 +274,10 @@ func (s *Store) UpdateMistake(ctx context.Context, actor, id uuid.UUID, version 
 	return after, translate(err, "mistake")
 }
 
-// DeleteMistake hides a mistake (soft). version < 0 means no If-Match was given.
+// DeleteMistake hides a mistake (soft); match comes from If-Match.
 // A mistake the rep timer detects by itself (it has a code) cannot be deleted:
 // the timer would silently stop pushing its fix.
-func (s *Store) DeleteMistake(ctx context.Context, actor, id uuid.UUID, version int) error {
+func (s *Store) DeleteMistake(ctx context.Context, actor, id uuid.UUID, match domain.VersionMatch) error {
 	return translate(s.inTx(ctx, func(tx pgx.Tx) error {
 		before, _, err := findMistake(ctx, tx, id)
 		if err != nil {
@@ -292,7 +290,7 @@ func (s *Store) DeleteMistake(ctx context.Context, actor, id uuid.UUID, version 
 		if coded {
 			return domain.Errorf(domain.CodeConflict, "the rep timer detects this mistake itself: edit it, but it cannot be deleted")
 		}
-		if version >= 0 && before.Version != version {
+		if !match.Matches(before.Version) {
 			return staleVersion("mistake")
 		}
 		if _, err := tx.Exec(ctx, `UPDATE mistakes SET deleted_at = now(), version = version + 1 WHERE id = $1`, id); err != nil {

@@ -172,7 +172,7 @@ func TestAdminEditsAreAuditedInTheSameTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A stale update changes nothing and records nothing.
-	if _, err := s.UpdateCue(ctx, adm.ID, cue.ID, 9, postgres.CuePatch{}); domain.ErrorCode(err) != domain.CodePreconditionFailed {
+	if _, err := s.UpdateCue(ctx, adm.ID, cue.ID, domain.VersionMatch{Versions: []int{9}}, postgres.CuePatch{}); domain.ErrorCode(err) != domain.CodePreconditionFailed {
 		t.Fatalf("stale update: %v", err)
 	}
 	// A mistake naming a cue of nothing fails whole: no mistake, no audit row.

@@ -111,6 +111,9 @@ func walk(dec *json.Decoder, t reflect.Type, path string, depth int) error {
 	}
 	delim, ok := tok.(json.Delim)
 	if !ok {
+		if str, isString := tok.(string); isString && strings.ContainsRune(str, 0) {
+			return domain.Invalid(path, "%s must not contain a NUL character", fieldName(path))
+		}
 		return nil
 	}
 	switch delim {
@@ -136,6 +139,9 @@ func walk(dec *json.Decoder, t reflect.Type, path string, depth int) error {
 			}
 			key, _ := keyTok.(string)
 			field := join(path, key)
+			if strings.ContainsRune(key, 0) {
+				return domain.Invalid(path, "a key must not contain a NUL character")
+			}
 			if seen[key] {
 				return domain.Invalid(field, "duplicate key %q", field)
 			}
@@ -171,6 +177,13 @@ func walk(dec *json.Decoder, t reflect.Type, path string, depth int) error {
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+func fieldName(path string) string {
+	if path == "" {
+		return "the value"
+	}
+	return path
+}
 
 func join(path, key string) string {
 	if path == "" {

@@ -55,6 +55,8 @@ func TestDecodeRefusesBadInput(t *testing.T) {
 		{"truncated", `{"reps":5`, "", ""},
 		{"empty", ``, "", ""},
 		{"null", `null`, "", "JSON object"},
+		{"NUL in a string", `{"name":"a\u0000b"}`, "name", "NUL"},
+		{"NUL in a nested string", `{"tags":["ok","\u0000"]}`, "tags[1]", "NUL"},
 		{"invalid utf-8", "{\"name\":\"\xff\"}", "", "UTF-8"},
 		{"deep nesting", `{"Extra":` + strings.Repeat(`[`, 100) + strings.Repeat(`]`, 100) + `}`, "", "nested too deeply"},
 		{"bad timestamp", `{"when":"yesterday"}`, "", "RFC 3339"},
