@@ -84,11 +84,7 @@ func (a *API) handleCreateSet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	go func() { // coaches' sockets learn of it; the athlete need not wait
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		a.live.SetStarted(ctx, set)
-	}()
+	a.live.SetStarted(set) // coaches' sockets learn of it; the athlete need not wait
 	return c.Status(fiber.StatusCreated).JSON(set)
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/time/rate"
 
 	"github.com/repcue/repcue/internal/domain"
 )
@@ -58,6 +59,8 @@ type client struct {
 
 	mu   sync.Mutex
 	subs map[uuid.UUID]*subscription // sets this socket watches
+
+	frames *rate.Limiter // frames a socket may send (reader only)
 }
 
 // subscription records what the socket knows of a set it watches.
@@ -73,6 +76,7 @@ func newClient(h *Hub, p Principal, sock Socket) *client {
 		closing: make(chan struct{}),
 		written: make(chan struct{}),
 		subs:    map[uuid.UUID]*subscription{},
+		frames:  rate.NewLimiter(rate.Limit(h.cfg.FrameRate), h.cfg.FrameBurst),
 	}
 }
 
@@ -94,20 +98,26 @@ func (c *client) enqueue(frame []byte) bool {
 	}
 }
 
-// close decides how the socket ends. With flush, the writer first sends what is
-// queued, then the close frame. Without, the close frame goes out at once
-// (WriteClose is safe beside a write in progress) and the reader is woken.
+// close decides how the socket ends; it never blocks (the set's goroutine calls
+// it for a slow socket). The writer sends the close frame: with flush, after
+// what is queued; without, next. The reader is woken at once unless flushing.
 func (c *client) close(code int, reason string, flush bool) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeText, c.flush = code, reason, flush
 		close(c.closing)
 		if !flush {
-			if code != closeNoneWritten {
-				_ = c.sock.WriteClose(code, reason)
-			}
 			c.sock.Interrupt()
 		}
 	})
+}
+
+func (c *client) isClosing() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
 }
 
 func (c *client) writeLoop() {
@@ -115,28 +125,39 @@ func (c *client) writeLoop() {
 	ping := time.NewTicker(c.hub.cfg.PingPeriod)
 	defer ping.Stop()
 	for {
+		if c.isClosing() { // a decided close goes before anything still queued
+			c.finish()
+			return
+		}
 		select {
 		case frame := <-c.send:
 			if err := c.sock.WriteMessage(frame); err != nil {
-				c.close(closeNoneWritten, "", false)
+				c.close(closeNoneWritten, "", false) // unless a close was decided already
+				c.finish()
 				return
 			}
 		case <-ping.C:
 			if err := c.sock.WritePing(); err != nil {
 				c.close(closeNoneWritten, "", false)
+				c.finish()
 				return
 			}
 		case <-c.closing:
-			if c.flush {
-				c.drainQueue()
-				if c.closeCode != closeNoneWritten {
-					_ = c.sock.WriteClose(c.closeCode, c.closeText)
-				}
-				c.sock.Interrupt()
-			}
+			c.finish()
 			return
 		}
 	}
+}
+
+// finish writes the close frame (after the queue, when flushing) and wakes the reader.
+func (c *client) finish() {
+	if c.flush {
+		c.drainQueue()
+	}
+	if c.closeCode != closeNoneWritten {
+		_ = c.sock.WriteClose(c.closeCode, c.closeText)
+	}
+	c.sock.Interrupt()
 }
 
 func (c *client) drainQueue() {
@@ -181,6 +202,11 @@ func (c *client) subscriptions() map[uuid.UUID]*subscription {
 // handle reads one frame and acts on it. A refused frame answers an error frame
 // and changes nothing.
 func (c *client) handle(data []byte, receivedAt time.Time) {
+	if !c.frames.AllowN(receivedAt, 1) {
+		c.enqueue(errorFor(domain.Errorf(domain.CodeTooManyRequests, "too many frames: at most %d a second", c.hub.cfg.FrameRate),
+			peekSetID(data), peekEventID(data)))
+		return
+	}
 	var ft frameType
 	if err := json.Unmarshal(data, &ft); err != nil || ft.Type == "" {
 		c.enqueue(errorFor(domain.Invalid("type", "a frame is a JSON object with a type"), peekSetID(data), peekEventID(data)))
@@ -315,7 +341,20 @@ func (c *client) subscribe(f subscribeFrame) error {
 	}
 	o := c.hub.owner(setID)
 	c.setSubscription(setID, &subscription{athleteID: set.AthleteID, owner: o})
-	return o.do(func(o *owner) { o.subscribe(c, f.SinceSeq, f.Epoch) })
+	if err := o.do(func(o *owner) { o.subscribe(c, f.SinceSeq, f.Epoch) }); err != nil {
+		c.setSubscription(setID, nil)
+		return err
+	}
+	if c.user.Role == domain.RoleCoach {
+		// An unlink may have committed between the check above and the
+		// subscription: look again, now that an unlink would find it.
+		if ok, err := c.hub.store.CanWatch(ctx, c.user.UserID, c.user.Role, set.AthleteID); err == nil && !ok {
+			c.setSubscription(setID, nil)
+			_ = o.doSoon(func(o *owner) { o.unsubscribe(c) })
+			return domain.NotFound("set")
+		}
+	}
+	return nil
 }
 
 func (c *client) unsubscribe(rawID string) error {

@@ -39,12 +39,27 @@ func newCommitter(store *postgres.Store, log *slog.Logger, m *metrics, queueSize
 }
 
 // add queues a write. It blocks when the queue is full: the owners then slow
-// down rather than lose events.
-func (c *committer) add(w write) {
+// down rather than lose events. Once the hub has stopped it fails the write.
+func (c *committer) add(ctx context.Context, w write) {
 	c.mu.Lock()
 	c.inFlight++
 	c.mu.Unlock()
-	c.queue <- w
+	select {
+	case c.queue <- w:
+	case <-ctx.Done():
+		w.done(errClosing)
+		c.finished(1)
+	}
+}
+
+// finished counts writes done and wakes drain when none are left.
+func (c *committer) finished(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inFlight -= n
+	if c.inFlight == 0 {
+		c.idle.Broadcast()
+	}
 }
 
 func (c *committer) run(ctx context.Context) {
@@ -91,12 +106,7 @@ func (c *committer) commit(batch []write) {
 	for _, w := range batch {
 		w.done(err)
 	}
-	c.mu.Lock()
-	c.inFlight -= len(batch)
-	if c.inFlight == 0 {
-		c.idle.Broadcast()
-	}
-	c.mu.Unlock()
+	c.finished(len(batch))
 }
 
 // drain waits until every queued write is done.

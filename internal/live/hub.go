@@ -29,6 +29,8 @@ type Config struct {
 	IdleTimeout      time.Duration // an unwatched, quiet set's goroutine retires after this
 	IdleCheck        time.Duration
 	SessionCheck     time.Duration // how often sockets' sessions are checked (4001)
+	FrameRate        int           // frames a socket may send per second, sustained
+	FrameBurst       int           // and in a burst
 	Now              func() time.Time
 }
 
@@ -48,6 +50,12 @@ func (c *Config) defaults() {
 	}
 	if c.MaxSubscriptions <= 0 {
 		c.MaxSubscriptions = 100
+	}
+	if c.FrameRate <= 0 {
+		c.FrameRate = 50
+	}
+	if c.FrameBurst <= 0 {
+		c.FrameBurst = 100
 	}
 	if c.ReplayWindow < 256 {
 		c.ReplayWindow = 512
@@ -139,6 +147,9 @@ func (h *Hub) Serve(p Principal, sock Socket) {
 			}
 			break
 		}
+		if c.isClosing() { // a close was decided while the frame arrived
+			break
+		}
 		if h.closing.Load() {
 			c.enqueue(errorFor(errClosing, peekSetID(data), peekEventID(data)))
 			continue
@@ -195,8 +206,24 @@ func (h *Hub) clientsOf(userID uuid.UUID) []*client {
 	return out
 }
 
-// SetStarted tells every socket of the athlete's linked coaches that a set began.
-func (h *Hub) SetStarted(ctx context.Context, set domain.Set) {
+// SetStarted tells every socket of the athlete's linked coaches that a set
+// began. It returns at once; the lookup runs on its own.
+func (h *Hub) SetStarted(set domain.Set) {
+	h.background(func(ctx context.Context) { h.setStarted(ctx, set) })
+}
+
+// background runs fn in a goroutine that Shutdown waits for.
+func (h *Hub) background(fn func(ctx context.Context)) {
+	h.bg.Add(1)
+	go func() {
+		defer h.bg.Done()
+		ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+		defer cancel()
+		fn(ctx)
+	}()
+}
+
+func (h *Hub) setStarted(ctx context.Context, set domain.Set) {
 	coaches, err := h.store.LinkedCoaches(ctx, set.AthleteID)
 	if err != nil {
 		h.log.Error("set.started: listing coaches", "set", set.ID, "err", err)
@@ -213,8 +240,10 @@ func (h *Hub) SetStarted(ctx context.Context, set domain.Set) {
 // notifySetEnded gives the set's summary to linked coaches' sockets that do not
 // watch the set (those that do got the broadcast set.ended).
 func (h *Hub) notifySetEnded(setID, athleteID uuid.UUID, summary reptimer.Summary) {
-	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
-	defer cancel()
+	h.background(func(ctx context.Context) { h.setEnded(ctx, setID, athleteID, summary) })
+}
+
+func (h *Hub) setEnded(ctx context.Context, setID, athleteID uuid.UUID, summary reptimer.Summary) {
 	coaches, err := h.store.LinkedCoaches(ctx, athleteID)
 	if err != nil {
 		h.log.Error("set.ended: listing coaches", "set", setID, "err", err)
@@ -336,7 +365,7 @@ func (h *Hub) barrier(ctx context.Context) {
 	h.mu.Unlock()
 	for _, o := range owners {
 		done := make(chan struct{})
-		if o.do(func(*owner) { close(done) }) != nil {
+		if o.do(func(o *owner) { o.runCompletions(); close(done) }) != nil {
 			continue
 		}
 		select {

@@ -68,6 +68,12 @@ func (s *fakeSocket) WriteMessage(b []byte) error {
 func (s *fakeSocket) WritePing() error { return nil }
 
 func (s *fakeSocket) WriteClose(code int, _ string) error {
+	if s.gate != nil { // like a real socket whose writer is stuck: waits for the write lock
+		select {
+		case <-s.gate:
+		case <-s.interrupt:
+		}
+	}
 	s.mu.Lock()
 	s.closeCode = code
 	s.mu.Unlock()
@@ -544,5 +550,37 @@ func TestHubAcksOnlyWhatIsStoredThroughADatabaseOutage(t *testing.T) {
 	events, err := f.store.SetEvents(ctx, f.set.ID)
 	if err != nil || len(events) != 2 || events[1].EventID.String() != top {
 		t.Fatalf("stored %d events (%v), want up and top once each", len(events), err)
+	}
+}
+
+func TestHubLimitsTheFrameRateOfASocket(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{FrameRate: 1, FrameBurst: 3})
+	a := f.connect(f.athlete)
+	for i := 0; i < 3; i++ {
+		send(a, map[string]any{"type": "ping", "client_ts": i})
+		next(t, a, "pong")
+	}
+	send(a, map[string]any{"type": "subscribe", "set_id": f.set.ID.String()})
+	if e := next(t, a, "error"); e["code"] != "too_many_requests" || e["set_id"] != f.set.ID.String() {
+		t.Fatalf("over the rate: %v", e)
+	}
+}
+
+func TestHubReloadedSetSnapshotsOldSinceSeq(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{IdleTimeout: time.Millisecond, IdleCheck: 5 * time.Millisecond})
+	a := f.connect(f.athlete)
+	send(a, map[string]any{"type": "subscribe", "set_id": f.set.ID.String()})
+	next(t, a, "snapshot")
+	f.phase(a, "up")
+	next(t, a, "state")
+	next(t, a, "ack")
+	send(a, map[string]any{"type": "unsubscribe", "set_id": f.set.ID.String()})
+	time.Sleep(100 * time.Millisecond) // the idle set's goroutine retires; its state is gone
+	send(a, map[string]any{"type": "subscribe", "set_id": f.set.ID.String(), "since_seq": 0})
+	snap := next(t, a, "snapshot")
+	if snap["last_seq"] != float64(1) || snap["state"].(map[string]any)["phase"] != "up" {
+		t.Fatalf("after a reload: %v", snap)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -42,7 +43,8 @@ type owner struct {
 	events   map[uuid.UUID]*eventRecord
 	ending   *eventRecord
 	n        int
-	pending  int
+	pending  int // writes with the committer
+	retrying int // failed writes waiting to be tried again
 	timer    *time.Timer
 	ticker   *time.Ticker
 	ticking  bool
@@ -111,6 +113,17 @@ func (o *owner) doSoon(fn func(*owner)) error {
 	return err
 }
 
+// runCompletions applies what the committer reported.
+func (o *owner) runCompletions() {
+	o.doneMu.Lock()
+	done := o.done
+	o.done = nil
+	o.doneMu.Unlock()
+	for _, fn := range done {
+		fn(o)
+	}
+}
+
 // complete queues a completion from the committer without ever blocking it.
 func (o *owner) complete(fn func(*owner)) {
 	o.doneMu.Lock()
@@ -138,13 +151,7 @@ func (o *owner) run() {
 				return
 			}
 		case <-o.doneCh:
-			o.doneMu.Lock()
-			done := o.done
-			o.done = nil
-			o.doneMu.Unlock()
-			for _, fn := range done {
-				fn(o)
-			}
+			o.runCompletions()
 		case <-o.timer.C:
 			st, frames := reptimer.Advance(o.state, o.hub.now())
 			o.state = st
@@ -168,7 +175,7 @@ func (o *owner) run() {
 // retire ends the goroutine when nobody needs it: no subscribers, no writes in
 // flight, nothing in the inbox, idle long enough (or the set failed to load).
 func (o *owner) retire(force bool) bool {
-	if len(o.subs) > 0 || o.pending > 0 {
+	if len(o.subs) > 0 || o.pending > 0 || o.retrying > 0 {
 		return false
 	}
 	if !force && o.hub.now().Sub(o.lastUsed) < o.hub.cfg.IdleTimeout {
@@ -226,6 +233,9 @@ func (o *owner) load() {
 		st, _ := reptimer.Advance(o.state, o.hub.now())
 		o.state = st
 	}
+	// The frames before now were never in this epoch's window: a since_seq
+	// below the latest seq gets a snapshot, not an empty replay.
+	o.ring.last = o.state.LastSeq()
 	o.rearm()
 }
 
@@ -387,7 +397,7 @@ func (o *owner) write(rec *eventRecord) {
 	}
 	rec.writing = true
 	o.pending++
-	o.hub.committer.add(write{event: rec.event, ending: rec.ending, done: func(err error) {
+	o.hub.committer.add(o.hub.ctx, write{event: rec.event, ending: rec.ending, done: func(err error) {
 		o.complete(func(o *owner) { o.written(rec, err) })
 	}})
 }
@@ -404,15 +414,28 @@ func (o *owner) written(rec *eventRecord, err error) {
 		}
 		if rec.ending != nil {
 			o.set.Status = domain.SetEnded
-			go o.hub.notifySetEnded(o.id, o.set.AthleteID, o.state.Summary())
+			o.hub.notifySetEnded(o.id, o.set.AthleteID, o.state.Summary())
 		}
 	}
-	// On failure the sockets get no ack: the phone resends and the resend is
-	// written again. REST callers get the error.
 	for _, cb := range callbacks {
 		cb(err)
 	}
+	if err != nil {
+		// The sockets get no ack (the phone resends, and a resend is written at
+		// once); the event is also written again after a pause, so that events
+		// nobody resends (coach cues, receipts) are stored once the database is back.
+		o.retrying++
+		time.AfterFunc(writeRetry, func() {
+			_ = o.doSoon(func(o *owner) {
+				o.retrying--
+				o.write(rec)
+			})
+		})
+	}
 }
+
+// writeRetry is the pause before a failed write is tried again.
+const writeRetry = time.Second
 
 // coachCommand is a cue or a mistake flag from a coach.
 type coachCommand struct {
@@ -462,8 +485,8 @@ func (o *owner) cueAck(c *client, seq int64, at time.Time) {
 		c.enqueue(errorFor(err, o.id.String(), ""))
 		return
 	}
-	if len(frames) == 0 {
-		return // the same receipt again: already counted
+	if !slices.ContainsFunc(frames, func(f reptimer.Frame) bool { return f.Type == "cue.ack" }) {
+		return // the same receipt again: already counted, nothing to store
 	}
 	o.write(o.record(postgres.SetEvent{EventID: uuid.New(), Type: "cue.ack", CueSeq: seq, ActorID: c.user.UserID, At: at, Source: "live"}, frames))
 }
