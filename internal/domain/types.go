@@ -57,20 +57,6 @@ func (t Time) MarshalJSON() ([]byte, error) {
 	return append(b, '"'), nil
 }
 
-func (t *Time) UnmarshalJSON(b []byte) error {
-	var s string
-	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
-		return Invalid("", "timestamp must be an RFC 3339 string")
-	}
-	s = string(b[1 : len(b)-1])
-	v, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return Invalid("", "timestamp must be RFC 3339")
-	}
-	*t = Time(v.UTC())
-	return nil
-}
-
 // NormalizeEmail trims and lower-cases an address so that uniqueness ignores letter case.
 func NormalizeEmail(s string) string {
 	return strings.ToLower(strings.TrimSpace(norm.NFC.String(s)))
