@@ -158,7 +158,7 @@ func TestCoachingFlow(t *testing.T) {
 		t.Fatalf("invite code %q is not 8 unambiguous characters", inv.Code)
 	}
 	expires, err := time.Parse(time.RFC3339, inv.ExpiresAt)
-	if err != nil || expires.Sub(time.Now()) < 7*24*time.Hour-time.Minute || expires.Sub(time.Now()) > 7*24*time.Hour+time.Minute {
+	if err != nil || time.Until(expires) < 7*24*time.Hour-time.Minute || time.Until(expires) > 7*24*time.Hour+time.Minute {
 		t.Fatalf("invite expires at %s, want in 7 days", inv.ExpiresAt)
 	}
 	if r.Header.Get("Cache-Control") != "no-store" {

@@ -209,7 +209,15 @@ func (h *Hub) clientsOf(userID uuid.UUID) []*client {
 // SetStarted tells every socket of the athlete's linked coaches that a set
 // began. It returns at once; the lookup runs on its own.
 func (h *Hub) SetStarted(set domain.Set) {
-	h.background(func(ctx context.Context) { h.setStarted(ctx, set) })
+	frame := encode(setStartedFrame{Type: "set.started", SetID: set.ID, AthleteID: set.AthleteID})
+	h.background(func(ctx context.Context) { h.tellCoaches(ctx, set.ID, set.AthleteID, frame, false) })
+}
+
+// notifySetEnded gives the set's summary to linked coaches' sockets that do not
+// watch the set (those that do got the broadcast set.ended).
+func (h *Hub) notifySetEnded(setID, athleteID uuid.UUID, summary reptimer.Summary) {
+	frame := encode(setEndedFrame{Type: "set.ended", SetID: setID, Summary: summary})
+	h.background(func(ctx context.Context) { h.tellCoaches(ctx, setID, athleteID, frame, true) })
 }
 
 // background runs fn in a goroutine that Shutdown waits for.
@@ -223,36 +231,17 @@ func (h *Hub) background(fn func(ctx context.Context)) {
 	}()
 }
 
-func (h *Hub) setStarted(ctx context.Context, set domain.Set) {
-	coaches, err := h.store.LinkedCoaches(ctx, set.AthleteID)
-	if err != nil {
-		h.log.Error("set.started: listing coaches", "set", set.ID, "err", err)
-		return
-	}
-	frame := encode(setStartedFrame{Type: "set.started", SetID: set.ID, AthleteID: set.AthleteID})
-	for _, coach := range coaches {
-		for _, c := range h.clientsOf(coach) {
-			c.enqueue(frame)
-		}
-	}
-}
-
-// notifySetEnded gives the set's summary to linked coaches' sockets that do not
-// watch the set (those that do got the broadcast set.ended).
-func (h *Hub) notifySetEnded(setID, athleteID uuid.UUID, summary reptimer.Summary) {
-	h.background(func(ctx context.Context) { h.setEnded(ctx, setID, athleteID, summary) })
-}
-
-func (h *Hub) setEnded(ctx context.Context, setID, athleteID uuid.UUID, summary reptimer.Summary) {
+// tellCoaches sends a frame to every socket of the athlete's linked coaches
+// (links looked up now), skipping those that watch the set when skipWatchers.
+func (h *Hub) tellCoaches(ctx context.Context, setID, athleteID uuid.UUID, frame []byte, skipWatchers bool) {
 	coaches, err := h.store.LinkedCoaches(ctx, athleteID)
 	if err != nil {
-		h.log.Error("set.ended: listing coaches", "set", setID, "err", err)
+		h.log.Error("listing coaches to notify", "set", setID, "err", err)
 		return
 	}
-	frame := encode(setEndedFrame{Type: "set.ended", SetID: setID, Summary: summary})
 	for _, coach := range coaches {
 		for _, c := range h.clientsOf(coach) {
-			if c.subscription(setID) == nil {
+			if !skipWatchers || c.subscription(setID) == nil {
 				c.enqueue(frame)
 			}
 		}

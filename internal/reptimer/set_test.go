@@ -246,9 +246,9 @@ func TestOldStateIsUnchanged(t *testing.T) {
 	r := a.Reps()
 	*r[0].HoldMS, r[1] = -1, RepFigures{}
 	mustEqual(t, "branch a after changing its Reps()", a, aSnapshot)
-	c, frames, _ := Apply(a, RepPhase{Phase: Top}, at)
-	c, frames, _ = Apply(c, RepPhase{Phase: Down}, at)
-	c, frames, _ = Apply(c, RepPhase{Phase: Bottom}, at)
+	c, _, _ := Apply(a, RepPhase{Phase: Top}, at)
+	c, _, _ = Apply(c, RepPhase{Phase: Down}, at)
+	c, frames, _ := Apply(c, RepPhase{Phase: Bottom}, at)
 	cSnapshot := clone(c)
 	*frames[len(frames)-1].Payload.(RepDonePayload).Rep.HoldMS = -1
 	mustEqual(t, "state after changing its rep.done", c, cSnapshot)
