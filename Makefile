@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/repcue
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run test build check fmt vet fuzz clean devdb-stop
+.PHONY: run test build check fmt vet lint fuzz clean devdb-stop
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/repcue
@@ -20,14 +20,18 @@ test: build
 	@$(BIN) devdb >/dev/null || exit 1
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-## check: formatting and vet, as CI runs them
-check: fmt vet
+## check: formatting, vet and staticcheck, as CI runs them
+check: fmt vet lint
 
 fmt:
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...
+
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) run $(STATICCHECK) ./...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s
