@@ -23,12 +23,9 @@ const ticketTTL = 30 * time.Second
 const maxSocketsPerUser = 20
 
 // Socket timing: the server pings every 25 s (live.Config.PingPeriod); a socket
-// that shows no sign of life for pongWait is dropped; a write that cannot go out
-// within writeWait ends the socket.
-const (
-	pongWait  = 60 * time.Second
-	writeWait = 10 * time.Second
-)
+// that shows no sign of life for 60 s (live.Config.PongWait) is dropped; a write
+// that cannot go out within writeWait ends the socket.
+const writeWait = 10 * time.Second
 
 func (a *API) handleCreateTicket(c *fiber.Ctx) error {
 	p := principal(c)
@@ -85,7 +82,7 @@ func (a *API) liveHandler() fiber.Handler {
 	origins := append(slices.Clone(a.cfg.AllowedOrigins), "")
 	return ws.New(func(conn *ws.Conn) {
 		p, _ := conn.Locals(livePrincipalKey).(live.Principal)
-		a.live.Serve(p, newWSSocket(conn))
+		a.live.Serve(p, newWSSocket(conn, a.live.PongWait()))
 	}, ws.Config{
 		Origins:          origins,
 		HandshakeTimeout: 10 * time.Second,
@@ -102,13 +99,16 @@ func (a *API) liveHandler() fiber.Handler {
 
 // wsSocket adapts a WebSocket connection to live.Socket: a read limit,
 // read deadlines renewed by pongs, write deadlines on every write.
-type wsSocket struct{ c *ws.Conn }
+type wsSocket struct {
+	c        *ws.Conn
+	pongWait time.Duration
+}
 
-func newWSSocket(c *ws.Conn) wsSocket {
+func newWSSocket(c *ws.Conn, pongWait time.Duration) wsSocket {
 	c.SetReadLimit(live.MaxFrameBytes)
 	_ = c.SetReadDeadline(time.Now().Add(pongWait))
 	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(pongWait)) })
-	return wsSocket{c}
+	return wsSocket{c, pongWait}
 }
 
 func (s wsSocket) ReadMessage() ([]byte, error) {
@@ -117,7 +117,7 @@ func (s wsSocket) ReadMessage() ([]byte, error) {
 		return nil, live.ErrTooBig
 	}
 	if err == nil {
-		_ = s.c.SetReadDeadline(time.Now().Add(pongWait))
+		_ = s.c.SetReadDeadline(time.Now().Add(s.pongWait))
 	}
 	return data, err
 }

@@ -26,6 +26,7 @@ type Config struct {
 	MaxSubscriptions int           // sets one socket may watch
 	ReplayWindow     int           // broadcast frames kept per set for since_seq replays
 	PingPeriod       time.Duration // how often the server pings each socket
+	PongWait         time.Duration // a socket silent this long (no frame, no pong) is dropped
 	IdleTimeout      time.Duration // an unwatched, quiet set's goroutine retires after this
 	IdleCheck        time.Duration
 	SessionCheck     time.Duration // how often sockets' sessions are checked (4001)
@@ -42,6 +43,7 @@ func (c *Config) defaults() {
 	}
 	def(&c.HoldTick, 250*time.Millisecond)
 	def(&c.PingPeriod, 25*time.Second)
+	def(&c.PongWait, 60*time.Second)
 	def(&c.IdleTimeout, 5*time.Minute)
 	def(&c.IdleCheck, 30*time.Second)
 	def(&c.SessionCheck, 15*time.Second)
@@ -106,6 +108,10 @@ func New(store *postgres.Store, log *slog.Logger, cfg Config) *Hub {
 }
 
 func (h *Hub) now() time.Time { return h.cfg.Now() }
+
+// PongWait is how long a socket may stay silent (no frame, no pong) before the
+// HTTP layer drops it.
+func (h *Hub) PongWait() time.Duration { return h.cfg.PongWait }
 
 // owner returns the set's owner, starting one (which loads the set) if needed.
 func (h *Hub) owner(setID uuid.UUID) *owner {
