@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/repcue
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run test build check fmt vet lint fuzz clean devdb-stop
+.PHONY: run test faults build check fmt vet lint fuzz clean devdb-stop
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/repcue
@@ -20,6 +20,14 @@ test: build
 	@$(BIN) devdb >/dev/null || exit 1
 	$(GO) test -race -count=1 -timeout 20m ./...
 
+## faults: the fault tests (internal/faults, build tag "faults"), about two minutes,
+##   loopback only: PostgreSQL cut mid-commit and restarted (a private throwaway
+##   cluster, never the shared server), the server SIGKILLed mid-set, a reconnect
+##   storm of 200 sets, a silent socket. Each prints what it measured (-v).
+faults: build
+	@$(BIN) devdb >/dev/null || exit 1
+	$(GO) test -tags faults -race -count=1 -timeout 10m -v ./internal/faults/
+
 ## check: formatting, vet and staticcheck, as CI runs them
 check: fmt vet lint
 
@@ -27,11 +35,11 @@ fmt:
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
-	$(GO) vet ./...
+	$(GO) vet -tags faults ./...
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
-	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags faults ./...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

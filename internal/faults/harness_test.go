@@ -166,6 +166,12 @@ func (s *server) kill() {
 	<-s.exited
 }
 
+// resetPeakMemory resets the kernel's peak resident set (VmHWM) of the server,
+// where the kernel allows it.
+func (s *server) resetPeakMemory() {
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.cmd.Process.Pid), []byte("5"), 0)
+}
+
 // memory reads the server's resident set now and its peak, in MiB, from /proc.
 func (s *server) memory() (rss, peak float64) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
@@ -262,22 +268,7 @@ func (a api) register(role string) account {
 // registerMany registers n accounts of role, a few at a time.
 func (a api) registerMany(role string, n int) []account {
 	out := make([]account, n)
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				out[i] = a.register(role)
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	parallel(n, 4, func(i int) { out[i] = a.register(role) })
 	return out
 }
 
@@ -406,6 +397,7 @@ type setView struct {
 	repDone    map[string]int
 	replaying  bool
 	epochs     map[string]bool
+	answers    int // snapshots and ends of replays: answers to a subscribe
 }
 
 func newTracker() *tracker {
@@ -451,12 +443,14 @@ func (tr *tracker) handle(f frame) {
 		tr.snapshots++
 		v.epoch, v.lastSeq, v.replaying = f.str("epoch"), f.num("last_seq"), false
 		v.epochs[v.epoch] = true
+		v.answers++
 		v.rep, v.status = stateRep(f.state()), f.state().str("status")
 		return
 	case "replayed":
 		v := tr.view(f.str("set_id"))
 		tr.replays++
 		v.replaying = false
+		v.answers++
 		if f.str("epoch") != v.epoch || f.num("last_seq") != v.lastSeq {
 			tr.problems = append(tr.problems, fmt.Sprintf("replayed %v after seq %d of epoch %s", f, v.lastSeq, v.epoch))
 		}
@@ -531,6 +525,26 @@ func (tr *tracker) eventually(d time.Duration, cond func() bool) bool {
 	}
 }
 
+// parallel runs fn(0..n-1) on workers goroutines.
+func parallel(n, workers int, fn func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fn(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
 // waitUntil polls cond (which takes its own locks) for at most d.
 func waitUntil(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
@@ -563,12 +577,6 @@ type phone struct {
 	sent  []sentEvent
 }
 
-func (p *phone) conn() *wsConn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.ws
-}
-
 func (p *phone) sendNext() {
 	p.mu.Lock()
 	e := sentEvent{id: uuid.NewString(), phase: cycle[len(p.sent)%len(cycle)], at: time.Now()}
@@ -594,6 +602,14 @@ func (p *phone) resend() int {
 		time.Sleep(25 * time.Millisecond) // within the 50 frames/s a socket may send
 	}
 	return n
+}
+
+// drive sends n phases, one every 25 ms (within the 50 frames/s a socket may send).
+func (p *phone) drive(n int) {
+	for range n {
+		p.sendNext()
+		time.Sleep(25 * time.Millisecond)
+	}
 }
 
 func (p *phone) events() []sentEvent {
