@@ -16,16 +16,17 @@ import (
 	"github.com/repcue/repcue/internal/postgres"
 )
 
-// proxy forwards loopback TCP connections to PostgreSQL and can cut them all
-// mid-commit: it first stops passing PostgreSQL's answers on (so a COMMIT that
+// proxy forwards loopback TCP connections to PostgreSQL, can slow its answers
+// down, and can cut every connection mid-commit: it first stops passing PostgreSQL's answers on (so a COMMIT that
 // was sent is carried out but its outcome never reaches the server), then
 // closes both sides.
 type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	pairs  map[*pair]struct{}
-	wg     sync.WaitGroup
+	ln      net.Listener
+	target  string
+	latency atomic.Int64 // added to each of PostgreSQL's answers, in ns
+	mu      sync.Mutex
+	pairs   map[*pair]struct{}
+	wg      sync.WaitGroup
 }
 
 type pair struct {
@@ -79,6 +80,9 @@ func (p *proxy) accept() {
 			buf := make([]byte, 32*1024)
 			for {
 				n, err := s.Read(buf)
+				if d := p.latency.Load(); d > 0 && n > 0 {
+					time.Sleep(time.Duration(d))
+				}
 				if n > 0 && !pr.mute.Load() {
 					if _, werr := c.Write(buf[:n]); werr != nil {
 						break
@@ -282,6 +286,9 @@ func TestPostgresRestartedAndCutMidCommit(t *testing.T) {
 					t.Errorf("event %s sent while PostgreSQL was down (%s) was acknowledged before it was back", e.id, o.mode)
 				}
 			}
+		}
+		if p.ws.closed() {
+			t.Errorf("set %s: the phone's socket was closed: %v", p.setID, p.ws.endErr)
 		}
 		if len(p.tr.errors) > 0 {
 			t.Errorf("set %s: error frames: %v", p.setID, p.tr.errors)
