@@ -96,8 +96,8 @@ func TestHasherWaitIsBounded(t *testing.T) {
 	}
 	done := acquireAsync(h, SignIn)
 	waitFor(t, "the caller waits", func() bool { return h.Waiting()[SignIn] == 1 && timers.count() == 1 })
-	if timers.wait(0) != MaxWait || MaxWait > time.Second {
-		t.Fatalf("the wait is bounded by %s, want MaxWait (%s, under a second)", timers.wait(0), MaxWait)
+	if timers.wait(0) != MaxWait(SignIn) || MaxWait(SignIn) > time.Second {
+		t.Fatalf("a sign-in's wait is bounded by %s, want MaxWait (%s, under a second)", timers.wait(0), MaxWait(SignIn))
 	}
 	timers.fire(0)
 	err := result(t, done)

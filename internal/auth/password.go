@@ -49,13 +49,23 @@ const (
 	priorities
 )
 
-// Hashing slots: MaxWait is the longest a caller waits for one (then 503 with
-// Retry-After); at most QueuePerWorker × workers callers of one priority wait at
-// once (more are answered 503 at once). With a hash costing tens of
-// milliseconds, a sign-in is answered within about a second whatever else is
-// queued: it waits at most MaxWait, and only behind other sign-ins.
+// maxWait is the longest a caller of each priority waits for a hashing slot
+// (then 503 with Retry-After). With a hash costing tens of milliseconds, a
+// sign-in is answered within about a second whatever else is queued: it waits
+// at most 750 ms, and only behind other sign-ins. Sign-ups may wait longer: they
+// never hold up a sign-in, since a freed slot goes to the sign-in first.
+var maxWait = [priorities]time.Duration{
+	Bulk:    2 * time.Second,
+	Suspect: 500 * time.Millisecond,
+	SignIn:  750 * time.Millisecond,
+}
+
+// MaxWait is the longest a caller of priority p waits for a hashing slot.
+func MaxWait(p Priority) time.Duration { return maxWait[p] }
+
+// At most QueuePerWorker × workers callers of one priority wait at once; more
+// are answered 503 at once.
 const (
-	MaxWait        = 500 * time.Millisecond
 	QueuePerWorker = 16
 	busyRetryAfter = time.Second
 )
@@ -65,7 +75,7 @@ const (
 // Waiting for a slot is bounded in time and in numbers, and ordered by Priority.
 type Hasher struct {
 	dummy    string
-	maxWait  time.Duration
+	maxWait  [priorities]time.Duration
 	maxQueue int
 	// timer starts the wait of one caller; replaced in tests to drive time by hand.
 	timer func(time.Duration) (<-chan time.Time, func() bool)
@@ -85,7 +95,7 @@ func NewHasher(workers int) *Hasher {
 	if workers < 1 {
 		workers = 1
 	}
-	h := &Hasher{free: workers, maxWait: MaxWait, maxQueue: QueuePerWorker * workers,
+	h := &Hasher{free: workers, maxWait: maxWait, maxQueue: QueuePerWorker * workers,
 		timer: func(d time.Duration) (<-chan time.Time, func() bool) {
 			t := time.NewTimer(d)
 			return t.C, t.Stop
@@ -96,7 +106,7 @@ func NewHasher(workers int) *Hasher {
 
 var errHasherBusy = &domain.Error{Code: domain.CodeUnavailable, Message: "the server is busy, try again shortly", RetryAfter: busyRetryAfter}
 
-// acquire takes a hashing slot, waiting at most maxWait (or until ctx ends)
+// acquire takes a hashing slot, waiting at most MaxWait(p) (or until ctx ends)
 // behind the callers of the same or a higher priority.
 func (h *Hasher) acquire(ctx context.Context, p Priority) error {
 	h.mu.Lock()
@@ -113,7 +123,7 @@ func (h *Hasher) acquire(ctx context.Context, p Priority) error {
 	h.queues[p] = append(h.queues[p], w)
 	h.mu.Unlock()
 
-	expired, stop := h.timer(h.maxWait)
+	expired, stop := h.timer(h.maxWait[p])
 	defer stop()
 	var cause error
 	select {
