@@ -253,9 +253,12 @@ type accountState struct {
 func (s *Store) changeAccount(ctx context.Context, email, change string, args ...any) (domain.User, error) {
 	var before, after accountState
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// NO KEY UPDATE, like the UPDATE itself: a FOR UPDATE lock would also
+		// block the key-share lock a refresh's token INSERT takes on the user
+		// while holding its session, which this then waits for: a deadlock.
 		read := func(st *accountState) error {
 			return tx.QueryRow(ctx, `
-				SELECT id, email, display_name, role, disabled_at IS NOT NULL FROM users WHERE email = $1 FOR UPDATE`, email).
+				SELECT id, email, display_name, role, disabled_at IS NOT NULL FROM users WHERE email = $1 FOR NO KEY UPDATE`, email).
 				Scan(&st.ID, &st.Email, &st.DisplayName, &st.Role, &st.Disabled)
 		}
 		if err := read(&before); err != nil {

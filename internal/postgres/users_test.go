@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -172,6 +173,55 @@ func TestRevokeSession(t *testing.T) {
 	for _, tok := range []string{"t1", "t2"} {
 		if _, _, err := s.RotateRefreshToken(ctx, []byte(tok), []byte(tok+"x"), 5*time.Second, time.Hour); domain.ErrorCode(err) != domain.CodeUnauthorized {
 			t.Fatalf("%s after logout: %v", tok, err)
+		}
+	}
+}
+
+// Ending every session of an account (a promotion, a disable) while its phone
+// refreshes in a loop: no deadlock, no error but "unauthorized", and nothing
+// the loop minted survives.
+func TestAccountChangesRacingRefreshes(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	for trial := 0; trial < 10; trial++ {
+		u := mkUser(t, s, domain.RoleAthlete)
+		family := uuid.New()
+		tok := func(i int) []byte { return []byte(family.String() + strconv.Itoa(i)) }
+		if err := s.CreateSession(ctx, u.ID, family, tok(0), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 1)
+		go func() {
+			for i := 0; ; i++ {
+				_, _, err := s.RotateRefreshToken(ctx, tok(i), tok(i+1), 5*time.Second, time.Hour)
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		time.Sleep(time.Duration(trial) * time.Millisecond)
+		change := s.DisableUser
+		if trial%2 == 0 {
+			change = func(ctx context.Context, email string) (domain.User, error) {
+				return s.PromoteToAdmin(ctx, email, "new-hash")
+			}
+		}
+		if _, err := change(ctx, u.Email); err != nil {
+			t.Fatalf("trial %d: %v", trial, err)
+		}
+		select {
+		case err := <-errs:
+			if domain.ErrorCode(err) != domain.CodeUnauthorized {
+				t.Fatalf("trial %d: the refresh loop ended with %v", trial, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("trial %d: the refresh loop still runs after its sessions ended", trial)
+		}
+		var live int
+		if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NULL`, family).Scan(&live); err != nil || live != 0 {
+			t.Fatalf("trial %d: %d tokens alive (%v)", trial, live, err)
 		}
 	}
 }
