@@ -264,6 +264,9 @@ func startRefresher(h *harness, first string) *refresher {
 			}
 			res := h.post("/v1/auth/refresh", "", map[string]any{"refresh_token": cur})
 			if res.Status != 200 {
+				if res.Status != 401 {
+					h.t.Errorf("a refresh answered %d: %s", res.Status, res.Body)
+				}
 				return // the family was revoked
 			}
 			var tr struct {
@@ -282,6 +285,17 @@ func startRefresher(h *harness, first string) *refresher {
 }
 
 func (r *refresher) count() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.tokens) }
+
+// await waits until the loop holds n tokens (or has stopped).
+func (r *refresher) await(n int) {
+	for r.count() < n {
+		select {
+		case <-r.done:
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
 
 // finish stops the loop and returns every token it was given.
 func (r *refresher) finish() (refresh, access []string) {
@@ -320,9 +334,7 @@ func TestLogoutWinsOverARacingRefresh(t *testing.T) {
 	for trial := 0; trial < 25; trial++ {
 		first, family := newSession(t, h, a.ID)
 		loop := startRefresher(h, first)
-		for loop.count() < 1+rand.IntN(3) {
-			time.Sleep(time.Millisecond)
-		}
+		loop.await(1 + rand.IntN(3))
 		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
 		expect(t, h.post("/v1/auth/logout", "", map[string]any{"refresh_token": first}), 204)
 		refresh, access := loop.finish()
@@ -346,9 +358,7 @@ func TestReuseRevokesTheFamilyEvenWhileRefreshesRace(t *testing.T) {
 			t.Fatal(err)
 		}
 		loop := startRefresher(h, next)
-		for loop.count() < 1+rand.IntN(3) {
-			time.Sleep(time.Millisecond)
-		}
+		loop.await(1 + rand.IntN(3))
 		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
 		expect(t, h.post("/v1/auth/refresh", "", map[string]any{"refresh_token": stolen}), 401, "unauthorized")
 		refresh, access := loop.finish()
