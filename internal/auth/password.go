@@ -39,7 +39,7 @@ const (
 type Priority int
 
 const (
-	// Bulk is hashing nobody is waiting on interactively in a hurry: sign-ups.
+	// Bulk is hashing that may wait longest: sign-ups, the command line.
 	Bulk Priority = iota
 	// Suspect is a sign-in to an account that failed recently.
 	Suspect
