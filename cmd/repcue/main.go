@@ -1,4 +1,4 @@
-// Command repcue is the whole server: serve, migrate, seed, admin create, version,
+// Command repcue is the whole server: serve, migrate, seed, admin create|disable, version,
 // and devdb (find or start a development database). main only wires.
 package main
 
@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -34,8 +35,12 @@ usage:
   repcue serve                                   serve the API on REPCUE_ADDR (default :8080)
   repcue migrate                                 apply database migrations (and the exercise library)
   repcue seed                                    create the demo accounts and print them
-  repcue admin create --email E --password P [--name N]
-                                                 create (or promote) an admin account
+  repcue admin create --email E --password P [--name N] [--promote]
+                                                 create an admin account; --promote makes an
+                                                 existing account admin (new password, every
+                                                 session ended, audited)
+  repcue admin disable --email E                 disable an account: no more sign-ins, every
+                                                 session ended (audited)
   repcue devdb                                   print a development DATABASE_URL, starting a
                                                  throwaway PostgreSQL cluster if none answers
   repcue version                                 print the version
@@ -65,10 +70,13 @@ func run(ctx context.Context, args []string) error {
 	case "seed":
 		return seed(ctx)
 	case "admin":
-		if len(args) < 2 || args[1] != "create" {
-			return errors.New("usage: repcue admin create --email E --password P")
+		switch {
+		case len(args) >= 2 && args[1] == "create":
+			return adminCreate(ctx, args[2:], os.Stdout)
+		case len(args) >= 2 && args[1] == "disable":
+			return adminDisable(ctx, args[2:], os.Stdout)
 		}
-		return adminCreate(ctx, args[2:])
+		return errors.New("usage: repcue admin create --email E --password P [--name N] [--promote] | repcue admin disable --email E")
 	case "devdb":
 		return printDevDB(ctx)
 	case "version":
@@ -136,13 +144,20 @@ func seed(ctx context.Context) error {
 	return nil
 }
 
-func adminCreate(ctx context.Context, args []string) error {
+// adminCreate makes an admin account. An existing account is never promoted
+// silently: that takes --promote, which also sets the password given, ends
+// every session of the account and writes an audit row.
+func adminCreate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("admin create", flag.ContinueOnError)
 	email := fs.String("email", "", "the admin's email")
 	password := fs.String("password", "", "the admin's password (at least 10 characters)")
-	name := fs.String("name", "Admin", "the admin's display name")
+	name := fs.String("name", "Admin", "the admin's display name (new accounts only)")
+	promote := fs.Bool("promote", false, "make an existing account with this email an admin: sets the password, ends its sessions, audited")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("admin create: unexpected argument %q", fs.Arg(0))
 	}
 	e := domain.NormalizeEmail(*email)
 	if e == "" || len([]rune(*password)) < auth.PasswordMinRunes || len(*password) > auth.PasswordMaxBytes {
@@ -161,11 +176,52 @@ func adminCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *promote {
+		u, err := store.PromoteToAdmin(ctx, e, hash)
+		if domain.ErrorCode(err) == domain.CodeNotFound {
+			return fmt.Errorf("no account has the email %s: run again without --promote to create it", e)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s (%s) is now an admin; its password is the one given and every session it had has ended\n", u.Email, u.ID)
+		return nil
+	}
 	u, err := store.CreateAdmin(ctx, e, displayName, hash)
+	if domain.ErrorCode(err) == domain.CodeConflict {
+		return fmt.Errorf("an account with the email %s already exists: to make it an admin, run again with --promote (this sets its password and ends its sessions)", e)
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Printf("admin %s (%s) is ready\n", u.Email, u.ID)
+	fmt.Fprintf(stdout, "admin %s (%s) is ready\n", u.Email, u.ID)
+	return nil
+}
+
+// adminDisable disables an account and ends its sessions.
+func adminDisable(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("admin disable", flag.ContinueOnError)
+	email := fs.String("email", "", "the account's email")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	e := domain.NormalizeEmail(*email)
+	if e == "" || fs.NArg() > 0 {
+		return errors.New("usage: repcue admin disable --email E")
+	}
+	store, _, err := openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Pool().Close()
+	u, err := store.DisableUser(ctx, e)
+	if domain.ErrorCode(err) == domain.CodeNotFound {
+		return fmt.Errorf("no account has the email %s", e)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s (%s) is disabled and every session it had has ended\n", u.Email, u.ID)
 	return nil
 }
 

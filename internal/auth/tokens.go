@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -42,6 +43,7 @@ type Principal struct {
 // Tokens issues and verifies access tokens signed with Ed25519.
 type Tokens struct {
 	key      ed25519.PrivateKey
+	chain    []byte // the HMAC key refresh-token successors are derived with
 	kid      string
 	issuer   string
 	audience string
@@ -61,6 +63,9 @@ func NewTokens(key ed25519.PrivateKey, issuer, audience string, ttl time.Duratio
 		key: key, issuer: issuer, audience: audience, ttl: ttl, now: now,
 		kid: base64.RawURLEncoding.EncodeToString(sum[:12]),
 	}
+	mac := hmac.New(sha256.New, key.Seed())
+	mac.Write([]byte("repcue refresh-token successor v1"))
+	t.chain = mac.Sum(nil)
 	t.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithIssuer(issuer),
@@ -185,6 +190,19 @@ func NewOpaqueToken() (token string, hash []byte) {
 		panic(err)
 	}
 	token = base64.RawURLEncoding.EncodeToString(b)
+	return token, HashOpaqueToken(token)
+}
+
+// Successor is the refresh token that replaces parent when it is rotated:
+// HMAC-SHA256 of parent under a key derived from the signing key, so every node
+// derives the same one and nothing secret is stored. A phone that retries a
+// refresh within the grace window is given the same successor again, and the
+// family never branches. It is as unguessable as a random token to anyone
+// without the signing key (who could mint access tokens anyway).
+func (t *Tokens) Successor(parent string) (token string, hash []byte) {
+	mac := hmac.New(sha256.New, t.chain)
+	mac.Write([]byte(parent))
+	token = base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 	return token, HashOpaqueToken(token)
 }
 

@@ -63,11 +63,11 @@ type Mistake struct {
 	Version int         `json:"version"`
 }
 
-// AuditEntry is one admin change to the library.
+// AuditEntry is one admin change to the library or to an account.
 type AuditEntry struct {
 	ID       int64           `json:"-"`
 	At       Time            `json:"at"`
-	ActorID  uuid.UUID       `json:"actor_id"`
+	ActorID  *uuid.UUID      `json:"actor_id"` // nil: the command line (repcue admin …)
 	Action   string          `json:"action"`
 	Entity   string          `json:"entity"`
 	EntityID uuid.UUID       `json:"entity_id"`

@@ -69,12 +69,12 @@ func New(d Deps) *fiber.App {
 		cfg: d.Config, log: d.Log, store: d.Store, tokens: d.Tokens, hasher: d.Hasher, live: d.Live,
 		ready: d.Ready, now: d.Now, registry: d.Registry,
 		// Per account: 5 free failures, then waits from 1 s doubling up to 15 min.
-		accountLimiter: auth.NewThrottle(5, time.Second, 15*time.Minute, d.Now),
+		accountLimiter: auth.NewThrottle(d.Store, "login-account", 5, time.Second, 15*time.Minute, d.Now),
 		// Per address: more room for a gym sharing one public address.
-		addressLimiter: auth.NewThrottle(20, time.Second, 15*time.Minute, d.Now),
+		addressLimiter: auth.NewThrottle(d.Store, "login-address", 20, time.Second, 15*time.Minute, d.Now),
 		// Per athlete, for invite codes: 10 free wrong codes (typos), then waits
 		// from 1 s doubling up to 15 min, so codes cannot be guessed by brute force.
-		inviteLimiter: auth.NewThrottle(10, time.Second, 15*time.Minute, d.Now),
+		inviteLimiter: auth.NewThrottle(d.Store, "invite-athlete", 10, time.Second, 15*time.Minute, d.Now),
 		metrics:       newMetrics(d.Registry),
 		sessions:      newSessionCache(d.Store, d.Now),
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/mail"
 	"time"
 	"unicode/utf8"
@@ -95,13 +96,15 @@ func (a *API) handleRegister(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return a.startSession(c, fiber.StatusCreated, u)
+	return a.startSession(c, fiber.StatusCreated, u, hash)
 }
 
-func (a *API) startSession(c *fiber.Ctx, status int, u domain.User) error {
+// startSession signs u in; passwordHash is the hash the password was checked
+// against (no session starts if it changed meanwhile).
+func (a *API) startSession(c *fiber.Ctx, status int, u domain.User, passwordHash string) error {
 	family := uuid.New()
 	refresh, hash := auth.NewOpaqueToken()
-	if err := a.store.CreateSession(c.UserContext(), u.ID, family, hash, a.cfg.RefreshTTL); err != nil {
+	if err := a.store.StartSession(c.UserContext(), u.ID, family, passwordHash, hash, a.cfg.RefreshTTL); err != nil {
 		return err
 	}
 	return a.sendTokens(c, status, u, family, refresh)
@@ -121,6 +124,15 @@ func (a *API) sendTokens(c *fiber.Ctx, status int, u domain.User, family uuid.UU
 
 var errBadLogin = &domain.Error{Code: domain.CodeUnauthorized, Message: "invalid email or password"}
 
+func tooManySignIns(wait time.Duration) error {
+	return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many failed sign-ins, try again later", RetryAfter: wait}
+}
+
+// handleLogin reserves an attempt per account and per address before hashing
+// anything (auth.Throttle): a reserved attempt counts as a failure unless the
+// password is right, so any number of concurrent guesses gets at most the free
+// failures through. A sign-in to an account with no recent failure waits for a
+// hashing slot ahead of sign-ups and of guesses at accounts under attack.
 func (a *API) handleLogin(c *fiber.Ctx) error {
 	var req loginRequest
 	if err := decode(c, &req); err != nil {
@@ -133,26 +145,57 @@ func (a *API) handleLogin(c *fiber.Ctx) error {
 	if req.Password == "" || len(req.Password) > auth.PasswordMaxBytes {
 		return errBadLogin
 	}
+	ctx := c.UserContext()
 	accountKey, addressKey := "account:"+email, "address:"+c.IP()
-	if wait := max(a.accountLimiter.Wait(accountKey), a.addressLimiter.Wait(addressKey)); wait > 0 {
-		return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many failed sign-ins, try again later", RetryAfter: wait}
-	}
-	u, hash, err := a.store.FindUserForLogin(c.UserContext(), email)
-	if err != nil && domain.ErrorCode(err) != domain.CodeNotFound {
-		return err
-	}
-	// An unknown email is checked against a dummy hash: same answer, same time.
-	ok, err := a.hasher.Verify(c.UserContext(), hash, req.Password)
+	account, wait, err := a.accountLimiter.Reserve(ctx, accountKey)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		a.accountLimiter.Fail(accountKey)
-		a.addressLimiter.Fail(addressKey)
-		return errBadLogin
+	if wait > 0 {
+		return tooManySignIns(wait)
 	}
-	a.accountLimiter.Succeed(accountKey)
-	return a.startSession(c, fiber.StatusOK, u)
+	address, wait, err := a.addressLimiter.Reserve(ctx, addressKey)
+	if err != nil || wait > 0 {
+		a.releaseAttempts(ctx, account)
+		if err != nil {
+			return err
+		}
+		return tooManySignIns(wait)
+	}
+	u, hash, err := a.store.FindUserForLogin(ctx, email)
+	if err != nil && domain.ErrorCode(err) != domain.CodeNotFound {
+		a.releaseAttempts(ctx, account, address)
+		return err
+	}
+	priority := auth.Suspect
+	if account.Failures == 1 {
+		priority = auth.SignIn
+	}
+	// An unknown email is checked against a dummy hash: same answer, same time.
+	ok, err := a.hasher.Verify(ctx, priority, hash, req.Password)
+	if err != nil { // busy (503): not a guess
+		a.releaseAttempts(ctx, account, address)
+		return err
+	}
+	if !ok {
+		return errBadLogin // both reserved attempts stay counted as failures
+	}
+	if err := account.Succeed(ctx); err != nil {
+		a.releaseAttempts(ctx, address)
+		return err
+	}
+	a.releaseAttempts(ctx, address) // a success at an address clears nothing there, and counts for nothing
+	return a.startSession(c, fiber.StatusOK, u, hash)
+}
+
+// releaseAttempts takes back reserved attempts that were not guesses. If the
+// database refuses, the attempt stays counted: logged, not fatal.
+func (a *API) releaseAttempts(ctx context.Context, attempts ...*auth.Attempt) {
+	for _, at := range attempts {
+		if err := at.Release(ctx); err != nil {
+			a.log.Warn("releasing a throttle attempt failed", "err", err)
+		}
+	}
 }
 
 func (r *refreshRequest) validate() error {
@@ -170,7 +213,8 @@ func (a *API) handleRefresh(c *fiber.Ctx) error {
 	if err := req.validate(); err != nil {
 		return err
 	}
-	refresh, hash := auth.NewOpaqueToken()
+	// The successor is derived from the token: a retry gets the same one.
+	refresh, hash := a.tokens.Successor(req.RefreshToken)
 	u, family, err := a.store.RotateRefreshToken(c.UserContext(), auth.HashOpaqueToken(req.RefreshToken), hash, refreshGrace, a.cfg.RefreshTTL)
 	if err != nil {
 		return err

@@ -71,26 +71,31 @@ func (a *API) handleRedeemInvite(c *fiber.Ctx) error {
 	}
 	athleteID := principal(c).UserID
 	key := athleteID.String()
-	if wait := a.inviteLimiter.Wait(key); wait > 0 {
-		return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many wrong invite codes, try again later", RetryAfter: wait}
-	}
-	// A code that cannot be one we issued is just as unknown as a well-formed miss.
-	var err error = errUnknownInvite
-	var coach domain.CoachRef
-	if code, ok := domain.NormalizeInviteCode(req.Code); ok {
-		coach, err = a.store.RedeemInvite(c.UserContext(), athleteID, code)
-	}
-	switch domain.ErrorCode(err) {
-	case domain.CodeNotFound:
-		a.inviteLimiter.Fail(key)
-		return errUnknownInvite
-	case domain.CodeConflict:
-		return err // a real code, not a guess: neither a failure nor a success
-	}
+	ctx := c.UserContext()
+	// Reserved before the lookup: concurrent guesses are counted one by one.
+	attempt, wait, err := a.inviteLimiter.Reserve(ctx, key)
 	if err != nil {
 		return err
 	}
-	a.inviteLimiter.Succeed(key)
+	if wait > 0 {
+		return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many wrong invite codes, try again later", RetryAfter: wait}
+	}
+	// A code that cannot be one we issued is just as unknown as a well-formed miss.
+	err = errUnknownInvite
+	var coach domain.CoachRef
+	if code, ok := domain.NormalizeInviteCode(req.Code); ok {
+		coach, err = a.store.RedeemInvite(ctx, athleteID, code)
+	}
+	if domain.ErrorCode(err) == domain.CodeNotFound {
+		return errUnknownInvite // the reserved attempt stays counted as a failure
+	}
+	if err != nil { // a real code, already linked (409), or the database: not a guess
+		a.releaseAttempts(ctx, attempt)
+		return err
+	}
+	if err := attempt.Succeed(ctx); err != nil {
+		a.log.Warn("clearing the invite throttle failed", "err", err)
+	}
 	return c.Status(fiber.StatusCreated).JSON(coachLinkResponse{Coach: coach})
 }
 

@@ -622,7 +622,7 @@ func TestInviteGuessesAreThrottled(t *testing.T) {
 	coach, athlete, bystander := h.register("coach"), h.register("athlete"), h.register("athlete")
 	code := h.invite(coach)
 
-	for i := 0; i < 11; i++ { // ten wrong codes are free, the eleventh brings a wait
+	for i := 0; i < 10; i++ { // ten wrong codes are free; the tenth brings a wait
 		wrong := fmt.Sprintf("ZZZZZZZ%c", "ABCDEFGHJKLMNPQRSTUVWXYZ"[i])
 		expect(t, h.post("/v1/athlete/coach-links", athlete.Access, map[string]any{"code": wrong}), 404, "not_found")
 	}

@@ -43,14 +43,3 @@ func (s *Store) SeedDemo(ctx context.Context, hash func(string) (string, error))
 		return err
 	}), "demo account")
 }
-
-// CreateAdmin makes an admin account, or resets the password and role of an
-// existing account with that email to admin.
-func (s *Store) CreateAdmin(ctx context.Context, email, displayName, passwordHash string) (domain.User, error) {
-	u := domain.User{Email: email, DisplayName: displayName, Role: domain.RoleAdmin}
-	err := s.pool.QueryRow(ctx, `
-		INSERT INTO users (email, display_name, role, password_hash) VALUES ($1, $2, 'admin', $3)
-		ON CONFLICT (email) DO UPDATE SET role = 'admin', password_hash = EXCLUDED.password_hash, disabled_at = NULL
-		RETURNING id, display_name`, email, displayName, passwordHash).Scan(&u.ID, &u.DisplayName)
-	return u, translate(err, "user")
-}

@@ -69,9 +69,13 @@ func TestRefreshRotationGraceAndReuse(t *testing.T) {
 	if _, fam, err := s.RotateRefreshToken(ctx, []byte("t1"), []byte("t2"), 5*time.Second, time.Hour); err != nil || fam != family {
 		t.Fatalf("rotation: %v", err)
 	}
-	// Within the grace window the old token still rotates (a retried request).
-	if _, _, err := s.RotateRefreshToken(ctx, []byte("t1"), []byte("t3"), 5*time.Second, time.Hour); err != nil {
+	// Within the grace window the old token still rotates (a retried request),
+	// to the same successor: a different one would branch the family.
+	if _, _, err := s.RotateRefreshToken(ctx, []byte("t1"), []byte("t2"), 5*time.Second, time.Hour); err != nil {
 		t.Fatalf("retry in grace: %v", err)
+	}
+	if _, _, err := s.RotateRefreshToken(ctx, []byte("t1"), []byte("t3"), 5*time.Second, time.Hour); domain.ErrorCode(err) != domain.CodeUnauthorized {
+		t.Fatalf("a retry naming another successor: %v", err)
 	}
 	// With no grace at all, presenting it again revokes the family.
 	if _, _, err := s.RotateRefreshToken(ctx, []byte("t1"), []byte("t4"), -time.Second, time.Hour); domain.ErrorCode(err) != domain.CodeUnauthorized {
