@@ -45,10 +45,11 @@ type Principal struct {
 // its writer goroutine drains the bounded send queue, so a slow socket never
 // blocks anyone else: when the queue is full the socket is closed with 4008.
 type client struct {
-	hub  *Hub
-	user Principal
-	sock Socket
-	send chan []byte
+	hub    *Hub
+	user   Principal
+	sock   Socket
+	sendMu sync.Mutex // one enqueue at a time, so a replay can know it fits
+	send   chan []byte
 
 	closing   chan struct{} // closed once a close has been decided
 	closeOnce sync.Once
@@ -83,6 +84,12 @@ func newClient(h *Hub, p Principal, sock Socket) *client {
 // enqueue hands a frame to the writer. It never blocks: a full queue means the
 // socket cannot keep up and is closed with 4008.
 func (c *client) enqueue(frame []byte) bool {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	return c.enqueueLocked(frame)
+}
+
+func (c *client) enqueueLocked(frame []byte) bool {
 	select {
 	case <-c.closing:
 		return false
@@ -96,6 +103,34 @@ func (c *client) enqueue(frame []byte) bool {
 		c.close(CloseTooSlow, "too slow: reconnect and resubscribe with since_seq and epoch", false)
 		return false
 	}
+}
+
+// Outcomes of enqueueReplay.
+const (
+	replayQueued = iota
+	replayTooLong
+	replayClosed
+)
+
+// enqueueReplay queues a whole replay, or nothing when it does not fit: it must
+// leave a quarter of the send queue free for the frames that follow, so that a
+// resubscribe is never what closes a socket with 4008.
+func (c *client) enqueueReplay(frames [][]byte) int {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.isClosing() {
+		return replayClosed
+	}
+	if room := cap(c.send) - len(c.send) - cap(c.send)/4; len(frames) > room {
+		c.hub.metrics.replaysAsSnapshot.Inc()
+		return replayTooLong
+	}
+	for _, f := range frames {
+		if !c.enqueueLocked(f) {
+			return replayClosed
+		}
+	}
+	return replayQueued
 }
 
 // close decides how the socket ends; it never blocks (the set's goroutine calls
