@@ -248,10 +248,12 @@ func (h *Hub) tellCoaches(ctx context.Context, setID, athleteID uuid.UUID, frame
 	}
 }
 
-// Unlinked stops a coach's watching of an athlete's sets at once: every socket
-// of the coach drops its subscriptions to them and is told so.
+// Unlinked stops a coach's access to an athlete's sets at once: every socket
+// of the coach forgets that it may act on them, drops its subscriptions to
+// them and is told so. Call it once the unlink is committed.
 func (h *Hub) Unlinked(coachID, athleteID uuid.UUID) {
 	for _, c := range h.clientsOf(coachID) {
+		c.forgetAthlete(athleteID) // first: a subscription made after this looks again
 		for setID, sub := range c.subscriptions() {
 			if sub.athleteID != athleteID {
 				continue

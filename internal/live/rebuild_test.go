@@ -197,9 +197,15 @@ func encodeFrames(frames []reptimer.Frame) []string {
 
 func mustSame(t *testing.T, what string, got, want any) {
 	t.Helper()
-	g, _ := json.Marshal(got)
-	w, _ := json.Marshal(want)
-	if string(g) != string(w) {
+	canonical := func(v any) string { // the same JSON whatever the Go type
+		b, _ := json.Marshal(v)
+		var x any
+		_ = json.Unmarshal(b, &x)
+		b, _ = json.Marshal(x)
+		return string(b)
+	}
+	g, w := canonical(got), canonical(want)
+	if g != w {
 		t.Fatalf("rebuilt %s differs:\nrebuilt %s\nlive    %s", what, g, w)
 	}
 }
