@@ -254,3 +254,22 @@ func FuzzRebuild(f *testing.F) {
 		runScript(t, data)
 	})
 }
+
+// The live race of the issue: a down read before the hold's deadline but
+// applied after the owner's timer fired it. Live, the hold was met (the
+// timer's hold.done came first); the rebuild says the same, because the
+// stored down carries the clock reading that preceded it.
+func TestRebuildOfADownAppliedAfterTheTimerFired(t *testing.T) {
+	t.Parallel()
+	r := newLiveRun(200)
+	r.apply(postgres.SetEvent{Type: "rep.phase", Phase: "top", At: r.now, Source: "live"})
+	read := r.now.Add(150 * time.Millisecond) // the reader stamps the down
+	r.now = r.now.Add(250 * time.Millisecond)
+	r.tick() // the owner's timer fires first: hold.done at the deadline
+	r.apply(postgres.SetEvent{Type: "rep.phase", Phase: "down", At: read, Source: "live"})
+	r.apply(postgres.SetEvent{Type: "rep.phase", Phase: "bottom", At: r.now.Add(time.Second), Source: "live"})
+	if sum := r.m.state.Summary(); sum.HoldsMet != 1 {
+		t.Fatalf("live summary %+v: hold.done was sent, the hold was met", sum)
+	}
+	checkRebuild(t, r)
+}
