@@ -24,7 +24,7 @@ type BookMistake struct {
 }
 
 // SetCueBook reads the cue library a set uses: pinned when the set started
-// (sets.cue_book, see migrations/0004_live_rebuild.sql), so that an admin's
+// (sets.cue_book, see migrations/0005_live_rebuild.sql), so that an admin's
 // later edit never changes how the set is rebuilt.
 func (s *Store) SetCueBook(ctx context.Context, setID uuid.UUID) ([]BookCue, []BookMistake, error) {
 	var raw []byte

@@ -157,7 +157,7 @@ type SetEvent struct {
 	CueSeq    int64
 	ActorID   uuid.UUID
 	At        time.Time  // the event's own time: the server's receive time, or the phone's for an upload
-	Clock     *time.Time // the clock reading to advance to before the event (migrations/0004_live_rebuild.sql)
+	Clock     *time.Time // the clock reading to advance to before the event (migrations/0005_live_rebuild.sql)
 	ClientTS  *int64
 	Source    string // live or upload
 }
