@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -61,6 +62,14 @@ type eventRecord struct {
 	writing   bool
 	waiters   []*client     // sockets to acknowledge once committed
 	onCommit  []func(error) // REST calls waiting for the commit
+}
+
+// addWaiter adds a socket to acknowledge once the event is committed; a socket
+// that resends while it already waits is acknowledged once.
+func (r *eventRecord) addWaiter(c *client) {
+	if !slices.Contains(r.waiters, c) {
+		r.waiters = append(r.waiters, c)
+	}
 }
 
 func newOwner(h *Hub, id uuid.UUID) *owner {
@@ -386,7 +395,7 @@ func (o *owner) athleteEvent(ev athleteEvent) {
 			ev.client.enqueue(o.ack(ev.eventID))
 			return
 		}
-		rec.waiters = append(rec.waiters, ev.client)
+		rec.addWaiter(ev.client)
 		o.write(rec)
 		return
 	}
@@ -470,9 +479,11 @@ func (o *owner) written(rec *eventRecord, err error) {
 		o.resync = true
 		err = errResync
 	default:
-		// The sockets get no ack (the phone resends, and a resend is written at
-		// once); the event is also written again after a pause, so that events
-		// nobody resends (coach cues, receipts) are stored once the database is back.
+		// The event is written again after a pause, so that what nobody resends
+		// (coach cues, receipts) is stored once the database is back; the sockets
+		// waiting for it keep waiting and get their ack from that write, so acks
+		// resume by themselves. A phone's resend is written at once.
+		rec.waiters = waiters
 		if len(o.retries) == 0 {
 			o.retryTimer.Reset(writeRetry)
 		}
