@@ -133,7 +133,7 @@ func (a *API) handleLogin(c *fiber.Ctx) error {
 	if req.Password == "" || len(req.Password) > auth.PasswordMaxBytes {
 		return errBadLogin
 	}
-	accountKey, addressKey := "account:"+email, "address:"+c.IP()
+	accountKey, addressKey := "account:"+email, "address:"+a.clientKey(c)
 	if wait := max(a.accountLimiter.Wait(accountKey), a.addressLimiter.Wait(addressKey)); wait > 0 {
 		return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many failed sign-ins, try again later", RetryAfter: wait}
 	}

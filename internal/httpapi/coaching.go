@@ -29,7 +29,7 @@ var errUnknownInvite = domain.NotFound("invite code")
 func (a *API) handleCreateInvite(c *fiber.Ctx) error {
 	// The endpoint takes no input; a body, if any, must be an empty object (a
 	// pointer, so that a bare null is told apart from {}).
-	if len(c.Body()) > 0 {
+	if len(c.BodyRaw()) > 0 {
 		var empty *struct{}
 		if err := decode(c, &empty); err != nil {
 			return err
@@ -70,8 +70,8 @@ func (a *API) handleRedeemInvite(c *fiber.Ctx) error {
 		return err
 	}
 	athleteID := principal(c).UserID
-	key := athleteID.String()
-	if wait := a.inviteLimiter.Wait(key); wait > 0 {
+	key, addressKey := athleteID.String(), "address:"+a.clientKey(c)
+	if wait := max(a.inviteLimiter.Wait(key), a.inviteAddressLimiter.Wait(addressKey)); wait > 0 {
 		return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many wrong invite codes, try again later", RetryAfter: wait}
 	}
 	// A code that cannot be one we issued is just as unknown as a well-formed miss.
@@ -83,6 +83,7 @@ func (a *API) handleRedeemInvite(c *fiber.Ctx) error {
 	switch domain.ErrorCode(err) {
 	case domain.CodeNotFound:
 		a.inviteLimiter.Fail(key)
+		a.inviteAddressLimiter.Fail(addressKey)
 		return errUnknownInvite
 	case domain.CodeConflict:
 		return err // a real code, not a guess: neither a failure nor a success
