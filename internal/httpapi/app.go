@@ -63,6 +63,8 @@ type API struct {
 	sessions             *sessionCache
 	// origins is the normalised set of REPCUE_ALLOWED_ORIGINS.
 	origins map[string]bool
+	// routePaths are the paths of the registered routes: the route label's values.
+	routePaths map[string]bool
 }
 
 // New builds the Fiber app with every route.
@@ -110,6 +112,10 @@ func New(d Deps) *fiber.App {
 	app.Use(recover.New())
 	app.Use(a.inflateBody)
 	a.routes(app)
+	a.routePaths = map[string]bool{}
+	for _, r := range app.GetRoutes(true) { // true: without middleware
+		a.routePaths[r.Path] = true
+	}
 	return app
 }
 
@@ -137,7 +143,7 @@ func (a *API) observe(c *fiber.Ctx) error {
 		}
 	}
 	status := c.Response().StatusCode()
-	a.record(method, routeLabel(c.Route()), status, time.Since(start))
+	a.record(method, a.routeLabel(c.Route()), status, time.Since(start))
 	if a.log.Enabled(c.UserContext(), slog.LevelDebug) {
 		a.log.Debug("request", "method", method, "path", strings.Clone(c.Path()), "client", a.clientIP(c).String(),
 			"status", status, "ms", time.Since(start).Milliseconds())
@@ -168,16 +174,14 @@ func methodLabel(m []byte) string {
 }
 
 // routeLabel is the registered path of the route that answered, or
-// "unmatched" when only middleware ran (no such endpoint).
-func routeLabel(r *fiber.Route) string {
-	if r == nil || r.Method == methodUse {
+// "unmatched" when only middleware ran (no such endpoint: Fiber then reports
+// the last middleware as the route).
+func (a *API) routeLabel(r *fiber.Route) string {
+	if r == nil || !a.routePaths[r.Path] {
 		return unmatchedRoute
 	}
 	return r.Path // the path as registered: a string of the program, not of the request
 }
-
-// methodUse is the method Fiber gives middleware registered with app.Use.
-const methodUse = "USE"
 
 // refuseUnknownMethods answers requests with a method Fiber does not route
 // before Fiber sees them: Fiber would answer them with a bare 400 that skips
