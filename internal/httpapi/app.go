@@ -156,10 +156,12 @@ func (a *API) record(method, route string, status int, elapsed time.Duration) {
 	a.metrics.latency.WithLabelValues(method, route).Observe(elapsed.Seconds())
 }
 
-// Label values for requests outside the fixed sets.
+// Label values for requests outside the fixed sets: a method Fiber does not
+// route, and a request no route handled (no such endpoint, or refused before
+// routing: an unknown method, a body that cannot be decoded).
 const (
-	otherMethod    = "OTHER"
-	unmatchedRoute = "unmatched"
+	otherMethod = "OTHER"
+	noRoute     = "none"
 )
 
 // methodLabel maps a request method to a constant string: one of the methods
@@ -173,12 +175,12 @@ func methodLabel(m []byte) string {
 	return otherMethod
 }
 
-// routeLabel is the registered path of the route that answered, or
-// "unmatched" when only middleware ran (no such endpoint: Fiber then reports
-// the last middleware as the route).
+// routeLabel is the registered path of the route that answered, or "none"
+// when only middleware ran (Fiber then reports the last middleware as the
+// route).
 func (a *API) routeLabel(r *fiber.Route) string {
 	if r == nil || !a.routePaths[r.Path] {
-		return unmatchedRoute
+		return noRoute
 	}
 	return r.Path // the path as registered: a string of the program, not of the request
 }
@@ -202,7 +204,7 @@ func (a *API) refuseUnknownMethods(app *fiber.App) {
 		if herr := app.ErrorHandler(c, err); herr != nil {
 			_ = c.SendStatus(fiber.StatusBadRequest)
 		}
-		a.record(otherMethod, unmatchedRoute, c.Response().StatusCode(), time.Since(start))
+		a.record(otherMethod, noRoute, c.Response().StatusCode(), time.Since(start))
 	}
 }
 

@@ -238,7 +238,7 @@ func TestMetricsLabelsAreFixedStrings(t *testing.T) {
 	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"} {
 		methods[m] = true
 	}
-	routes := map[string]bool{"unmatched": true}
+	routes := map[string]bool{"none": true}
 	for _, r := range h.app.GetRoutes(true) {
 		routes[r.Path] = true
 	}
@@ -259,8 +259,8 @@ func TestMetricsLabelsAreFixedStrings(t *testing.T) {
 	}
 	for series, want := range map[string]string{
 		`{method="GET",route="/livez",status="200"}`:          "40",
-		`{method="OTHER",route="unmatched",status="400"}`:     "50",
-		`{method="GET",route="unmatched",status="404"}`:       "10",
+		`{method="OTHER",route="none",status="400"}`:          "50",
+		`{method="GET",route="none",status="404"}`:            "10",
 		`{method="POST",route="/v1/auth/login",status="400"}`: "10",
 	} {
 		if counts[series] != want {
