@@ -10,10 +10,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -43,6 +48,8 @@ usage:
                                                  session ended (audited)
   repcue devdb                                   print a development DATABASE_URL, starting a
                                                  throwaway PostgreSQL cluster if none answers
+  repcue devkey                                  print the path of the development signing key
+                                                 (.devdb/jwt-dev.pem), making it the first time
   repcue version                                 print the version
 
 Settings come from the environment; see .env.example.
@@ -79,6 +86,13 @@ func run(ctx context.Context, args []string) error {
 		return errors.New("usage: repcue admin create --email E --password P [--name N] [--promote] | repcue admin disable --email E")
 	case "devdb":
 		return printDevDB(ctx)
+	case "devkey":
+		path, err := devdb.SigningKeyFile()
+		if err != nil {
+			return err
+		}
+		fmt.Println(path)
+		return nil
 	case "version":
 		fmt.Println(version)
 		return nil
@@ -101,14 +115,29 @@ func openDB(ctx context.Context) (*postgres.Store, config.Config, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
+	store, err := openStore(ctx, cfg)
+	return store, cfg, err
+}
+
+func openStore(ctx context.Context, cfg config.Config) (*postgres.Store, error) {
 	if cfg.DatabaseURL == "" {
-		return nil, cfg, errors.New("DATABASE_URL is not set (for development, `make run` finds or starts a database)")
+		return nil, errors.New("DATABASE_URL is not set (for development, `make run` finds or starts a database)")
 	}
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, cfg, err
+	var parseErr *pgconn.ParseConfigError
+	if errors.As(err, &parseErr) {
+		// pgx quotes the connection string it could not parse, and its masking
+		// misses forms such as "password = secret": say why, never what.
+		reason := parseErr.Error()
+		if i := strings.LastIndex(reason, "`: "); i >= 0 {
+			reason = reason[i+len("`: "):]
+		}
+		return nil, fmt.Errorf("DATABASE_URL cannot be parsed: %s", reason)
 	}
-	return postgres.NewStore(pool), cfg, nil
+	if err != nil {
+		return nil, err
+	}
+	return postgres.NewStore(pool), nil
 }
 
 func migrate(ctx context.Context) error {
@@ -237,18 +266,28 @@ func printDevDB(ctx context.Context) error {
 	} else if err := srv.EnsureDatabase(ctx, name); err != nil {
 		return err
 	}
-	logf("devdb: using %s (%s)", config.MaskURL(srv.URL(name)), srv.Source)
+	logf("devdb: using %s (%s)", config.MaskDSN(srv.URL(name)), srv.Source)
 	fmt.Println(srv.URL(name))
 	return nil
 }
 
 func serve(ctx context.Context) error {
-	store, cfg, err := openDB(ctx)
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel)
+	// The signing key is checked first: a server that would refuse to start
+	// says so before it touches the database.
+	key, err := signingKey(cfg, log)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Pool().Close()
-	log := newLogger(cfg.LogLevel)
 	log.Info("starting repcue", "version", version, "config", cfg.Masked())
 	if cfg.NATSURL != "" {
 		// Each node holds the live sets it serves in memory; without the bus two
@@ -259,10 +298,6 @@ func serve(ctx context.Context) error {
 		return err
 	}
 
-	key, err := signingKey(cfg, log)
-	if err != nil {
-		return err
-	}
 	hub := live.New(store, log, live.Config{HoldTick: cfg.HoldTick})
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -277,7 +312,29 @@ func serve(ctx context.Context) error {
 		Registry: registry,
 	})
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		// /metrics on its own listener (for example reachable only from the
+		// monitoring network); the main listener then has none.
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("REPCUE_METRICS_ADDR: %w", err)
+		}
+		metricsSrv = &http.Server{
+			Handler:           httpapi.MetricsHandler(registry),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       60 * time.Second,
+		}
+		go func() {
+			if err := metricsSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics listener: %w", err)
+			}
+		}()
+		log.Info("metrics listening", "addr", ln.Addr().String())
+	}
 	go func() { errc <- app.Listen(cfg.Addr) }()
 	log.Info("listening", "addr", cfg.Addr)
 	select {
@@ -295,13 +352,28 @@ func serve(ctx context.Context) error {
 	if herr := hub.Shutdown(shutdownCtx); herr != nil && err == nil {
 		err = herr
 	}
+	if metricsSrv != nil {
+		if merr := metricsSrv.Shutdown(shutdownCtx); merr != nil && err == nil {
+			err = merr
+		}
+	}
 	return err
 }
+
+// errNoSigningKey is why serve refuses to start without REPCUE_JWT_KEY_FILE: a
+// key made up at start would sign everyone out at every restart, and two nodes
+// would never accept each other's tokens.
+var errNoSigningKey = errors.New("REPCUE_JWT_KEY_FILE is not set: serve needs the access-token signing key " +
+	"(make one with `openssl genpkey -algorithm ed25519 -out repcue-jwt.pem`); for development only, " +
+	"REPCUE_DEV=true allows a key generated at start (`make run` keeps one in .devdb/ instead)")
 
 func signingKey(cfg config.Config, log *slog.Logger) (ed25519.PrivateKey, error) {
 	if cfg.JWTKeyFile != "" {
 		return auth.LoadKey(cfg.JWTKeyFile)
 	}
-	log.Warn("REPCUE_JWT_KEY_FILE is not set: using a development signing key generated now; tokens will not survive a restart")
+	if !cfg.Dev {
+		return nil, errNoSigningKey
+	}
+	log.Warn("REPCUE_DEV=true and REPCUE_JWT_KEY_FILE is not set: using a signing key generated now; tokens will not survive a restart")
 	return auth.GenerateKey(), nil
 }

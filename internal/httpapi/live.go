@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"errors"
-	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/repcue/repcue/internal/auth"
+	"github.com/repcue/repcue/internal/config"
 	"github.com/repcue/repcue/internal/domain"
 	"github.com/repcue/repcue/internal/live"
 )
@@ -39,15 +39,25 @@ func (a *API) handleCreateTicket(c *fiber.Ctx) error {
 
 const livePrincipalKey = "live-principal"
 
-// liveGate checks everything before the upgrade: that it is one, the Origin
-// (browsers send one; apps do not), and the credentials — a single-use ticket
-// in the query or a bearer token. Neither is ever logged.
+// liveGate checks everything before the upgrade: that it is a well-formed
+// one, the Origin (browsers send one; apps do not), and the credentials — a
+// single-use ticket in the query or a bearer token. Neither is ever logged.
+// The handshake is checked before the ticket is spent.
 func (a *API) liveGate(c *fiber.Ctx) error {
 	if !ws.IsWebSocketUpgrade(c) {
 		return domain.Errorf(domain.CodeInvalid, "this endpoint only speaks WebSocket")
 	}
-	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !slices.Contains(a.cfg.AllowedOrigins, strings.TrimSuffix(origin, "/")) {
-		return domain.Errorf(domain.CodeForbidden, "origin not allowed")
+	if strings.TrimSpace(c.Get("Sec-WebSocket-Version")) != "13" || strings.TrimSpace(c.Get("Sec-WebSocket-Key")) == "" {
+		return domain.Errorf(domain.CodeInvalid, "not a WebSocket handshake: Sec-WebSocket-Version 13 and Sec-WebSocket-Key are required")
+	}
+	if origin := c.Get(fiber.HeaderOrigin); origin != "" {
+		n, ok := config.NormalizeOrigin(origin)
+		if !ok || !a.origins[n] {
+			return domain.Errorf(domain.CodeForbidden, "origin not allowed")
+		}
+		// The upgrader compares the header byte for byte with the same
+		// normalised list: hand it the normalised form.
+		c.Request().Header.Set(fiber.HeaderOrigin, n)
 	}
 	var p live.Principal
 	if ticket := c.Query("ticket"); ticket != "" {
@@ -77,10 +87,14 @@ func (a *API) liveGate(c *fiber.Ctx) error {
 }
 
 func (a *API) liveHandler() fiber.Handler {
-	// The gate has already checked the Origin; the upgrader's own check must let
-	// through what the gate let through: allowed origins, and apps with none ("").
-	origins := append(slices.Clone(a.cfg.AllowedOrigins), "")
-	return ws.New(func(conn *ws.Conn) {
+	// The gate has already checked the Origin and rewritten it to its normalised
+	// form; the upgrader's own check must let through what the gate let through:
+	// the same normalised origins, and apps with none ("").
+	origins := []string{""}
+	for o := range a.origins {
+		origins = append(origins, o)
+	}
+	upgrade := ws.New(func(conn *ws.Conn) {
 		p, _ := conn.Locals(livePrincipalKey).(live.Principal)
 		a.live.Serve(p, newWSSocket(conn, a.live.PongWait()))
 	}, ws.Config{
@@ -95,6 +109,18 @@ func (a *API) liveHandler() fiber.Handler {
 			}
 		},
 	})
+	return func(c *fiber.Ctx) error {
+		err := upgrade(c)
+		if errors.Is(err, fiber.ErrUpgradeRequired) {
+			// The upgrader refused the handshake and wrote its own status (400,
+			// 403, 405); the client's request was at fault, never the server.
+			if c.Response().StatusCode() == fiber.StatusForbidden {
+				return domain.Errorf(domain.CodeForbidden, "origin not allowed")
+			}
+			return domain.Errorf(domain.CodeInvalid, "not a valid WebSocket handshake")
+		}
+		return err
+	}
 }
 
 // wsSocket adapts a WebSocket connection to live.Socket: a read limit,

@@ -12,7 +12,9 @@ import (
 func (a *API) routes(app *fiber.App) {
 	app.Get("/livez", a.handleLivez)
 	app.Get("/readyz", a.handleReadyz)
-	app.Get("/metrics", a.metricsHandler())
+	if a.cfg.MetricsAddr == "" { // else /metrics is served on its own listener only
+		app.Get("/metrics", a.metricsHandler())
+	}
 	app.Get("/openapi.yaml", a.handleOpenAPI)
 	app.Get("/.well-known/jwks.json", a.handleJWKS)
 
