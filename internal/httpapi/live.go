@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -42,6 +43,14 @@ func (a *API) handleCreateTicket(c *fiber.Ctx) error {
 
 const livePrincipalKey = "live-principal"
 
+// sameOrigin reports whether a browser's Origin names the host the request was
+// sent to: the server's own pages (the web clients under /app/) are never a
+// foreign origin, whatever REPCUE_ALLOWED_ORIGINS lists.
+func sameOrigin(origin, host string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && host != "" && strings.EqualFold(u.Host, host)
+}
+
 // liveGate checks everything before the upgrade: that it is one, the Origin
 // (browsers send one; apps do not), and the credentials — a single-use ticket
 // in the query or a bearer token. Neither is ever logged.
@@ -49,7 +58,8 @@ func (a *API) liveGate(c *fiber.Ctx) error {
 	if !ws.IsWebSocketUpgrade(c) {
 		return domain.Errorf(domain.CodeInvalid, "this endpoint only speaks WebSocket")
 	}
-	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !slices.Contains(a.cfg.AllowedOrigins, strings.TrimSuffix(origin, "/")) {
+	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !sameOrigin(origin, string(c.Request().Host())) &&
+		!slices.Contains(a.cfg.AllowedOrigins, strings.TrimSuffix(origin, "/")) {
 		return domain.Errorf(domain.CodeForbidden, "origin not allowed")
 	}
 	var p live.Principal
@@ -80,14 +90,13 @@ func (a *API) liveGate(c *fiber.Ctx) error {
 }
 
 func (a *API) liveHandler() fiber.Handler {
-	// The gate has already checked the Origin; the upgrader's own check must let
-	// through what the gate let through: allowed origins, and apps with none ("").
-	origins := append(slices.Clone(a.cfg.AllowedOrigins), "")
+	// The gate has already checked the Origin (allowed origins, the server's
+	// own, and apps with none): the upgrader lets through what the gate did.
 	return ws.New(func(conn *ws.Conn) {
 		p, _ := conn.Locals(livePrincipalKey).(live.Principal)
 		a.live.Serve(p, newWSSocket(conn))
 	}, ws.Config{
-		Origins:          origins,
+		Origins:          []string{"*"},
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   4096,
 		WriteBufferSize:  4096,
