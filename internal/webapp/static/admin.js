@@ -7,7 +7,7 @@ import { get, request } from './api.js';
 
 const PHASES = ['setup', 'concentric', 'lockout', 'eccentric', 'any'];
 
-export function adminView(main) {
+export function adminView(main, user) {
   let exercise = null;
   let slug = 'hip-thrust';
   const picker = h('select', { id: 'exercise-picker' });
@@ -32,9 +32,11 @@ export function adminView(main) {
       h('p', { text: 'Your edit was not saved. Compare the two versions, then keep theirs or save yours over it.' }),
       h('div', { class: 'versions' },
         h('div', { class: 'version mine' }, h('h5', { text: 'Your version (not saved)' }),
-          h('dl', {}, ...fields.map((f) => h('div', {}, h('dt', { text: f }), h('dd', { text: String(mine[f]) }))))),
+          h('dl', {}, ...fields.map((f) => h('div', { class: String(mine[f]) === String(theirs[f]) ? '' : 'differs' },
+            h('dt', { text: String(mine[f]) === String(theirs[f]) ? f : `${f} (differs)` }), h('dd', { text: String(mine[f]) }))))),
         h('div', { class: 'version theirs' }, h('h5', { text: `Current version (v${theirs.version})` }),
-          h('dl', {}, ...fields.map((f) => h('div', {}, h('dt', { text: f }), h('dd', { text: String(theirs[f]) })))))),
+          h('dl', {}, ...fields.map((f) => h('div', { class: String(mine[f]) === String(theirs[f]) ? '' : 'differs' },
+            h('dt', { text: String(mine[f]) === String(theirs[f]) ? f : `${f} (differs)` }), h('dd', { text: String(theirs[f]) })))))),
       h('div', { class: 'row' },
         h('button', { type: 'button', class: 'secondary', text: 'Keep theirs', onclick: reset }),
         h('button', { type: 'button', class: 'primary', text: 'Save mine over theirs', onclick: retry })));
@@ -131,13 +133,14 @@ export function adminView(main) {
     const q = entity ? `?entity=${entity}&entity_id=${entityId}` : '';
     const list = h('ol', { class: 'audit-list' });
     auditEl.replaceChildren(h('h2', { id: 'audit-title', text: entity ? `History of this ${entity}` : 'Audit trail' }),
-      entity ? h('button', { type: 'button', class: 'secondary', text: 'Show all', onclick: () => loadAudit() }) : null, list);
+      ...(entity ? [h('button', { type: 'button', class: 'secondary', text: 'Show all', onclick: () => loadAudit() })] : []), list);
     try {
       const r = await get(`/v1/admin/audit${q}`);
       if (!r.items.length) list.append(h('li', { class: 'muted', text: 'Nothing yet.' }));
       for (const a of r.items) {
         list.append(h('li', {},
-          h('p', {}, h('time', { datetime: a.at, text: new Date(a.at).toLocaleString() }), ` ${a.action} ${a.entity}`),
+          h('p', {}, h('time', { datetime: a.at, text: new Date(a.at).toLocaleString() }),
+            ` ${a.action} ${a.entity} by ${a.actor_id === user.id ? 'you' : `another admin (${String(a.actor_id).slice(0, 8)}…)`}`),
           a.before ? h('p', { class: 'before', text: `before: ${describe(a.before)}` }) : null,
           a.after ? h('p', { class: 'after', text: `after: ${describe(a.after)}` }) : null));
       }

@@ -28,7 +28,7 @@ export function athleteView(main) {
   main.append(h('div', { class: 'sim' }, h('div', { class: 'toolbar' }, h('h1', { text: 'Set' }), conn), body));
   main.classList.add('phone');
   live.onStatus((s) => {
-    conn.textContent = { open: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', closed: 'Offline' }[s] || s;
+    conn.textContent = { open: 'Connected', connecting: 'Connecting…', reconnecting: 'Reconnecting…', closed: 'Offline' }[s] || s;
     conn.dataset.state = s;
     // Whatever the server has not acknowledged is sent again: it applies each
     // event_id once.

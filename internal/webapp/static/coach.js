@@ -25,7 +25,7 @@ export function coachView(main) {
   main.append(h('div', { class: 'toolbar' }, h('h1', { text: 'Gym floor' }), conn, clock), grid, dialog);
 
   live.onStatus((s) => {
-    conn.textContent = { open: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', closed: 'Offline' }[s] || s;
+    conn.textContent = { open: 'Connected', connecting: 'Connecting…', reconnecting: 'Reconnecting…', closed: 'Offline' }[s] || s;
     conn.dataset.state = s;
     for (const t of tiles.values()) t.render();
   });
@@ -189,26 +189,27 @@ export function coachView(main) {
     try { s = await get(`/v1/sets/${setId}`); } catch (e) { notice(e.message, 'error'); return; }
     const t = bySet.get(setId);
     const title = h('h2', { id: 'detail-title', text: `${t ? t.athlete.display_name : 'Set'} — ${s.status === 'live' ? 'live set' : 'set ended'}` });
-    const body = [title, h('p', { class: 'meta', text: `${s.variation} · ${s.load_kg} kg · target ${s.target_reps} reps · hold ${ms(s.pause_hold_ms)}` })];
+    const lib = library.byVariation.get(s.variation);
+    const body = [title, h('p', { class: 'meta', text: `${lib ? lib.variation.name : s.variation} · ${s.load_kg} kg · target ${s.target_reps} reps · hold ${ms(s.pause_hold_ms)}` })];
     body.push(s.reps.length ? repsTable(s.reps, s.pause_hold_ms) : h('p', { class: 'muted', text: 'No reps yet.' }));
     if (s.cues.length) {
       body.push(h('h3', { text: 'Cues pushed' }), h('ul', { class: 'cue-log' }, ...s.cues.map((c) =>
-        h('li', { text: `#${c.seq} ${c.text} (${c.source}) — ${c.acknowledged ? 'seen' : 'not seen'}` }))));
+        h('li', { text: `${new Date(c.at).toLocaleTimeString()} · ${c.text} (${c.source === 'coach' ? 'coach' : 'fix'}) — ${c.acknowledged ? 'seen by the athlete' : 'not seen'}` }))));
     }
     if (s.summary) {
       body.push(h('h3', { text: 'Summary' }), summaryList(s.summary));
       body.push(h('h3', { text: 'Feedback' }));
       if (s.feedback.length) body.push(h('ul', { class: 'feedback-list' }, ...s.feedback.map((fb) => h('li', { text: fb.text }))));
       const text = h('textarea', { id: 'feedback-text', rows: 3, maxlength: 2000, required: true });
+      const status = h('p', { class: 'muted', role: 'status' });
       const form = h('form', { class: 'feedback' }, h('label', { for: 'feedback-text', text: 'Feedback for the athlete' }), text,
-        h('button', { type: 'submit', class: 'primary', text: 'Send feedback' }));
+        h('div', { class: 'row' }, h('button', { type: 'submit', class: 'primary', text: 'Send feedback' }), status));
       form.addEventListener('submit', async (ev) => {
         ev.preventDefault();
         try {
           await request('POST', `/v1/sets/${setId}/feedback`, { text: text.value });
-          notice('Feedback sent');
-          openDetail(setId);
-        } catch (e) { notice(e.message, 'error'); }
+          await openDetail(setId);
+        } catch (e) { status.textContent = e.message; }
       });
       body.push(form);
     }

@@ -62,7 +62,7 @@ function render() {
   const role = user.role;
   document.title = `repcue — ${titles[role] || role}`;
   nav.append(h('span', { class: 'view-title', text: titles[role] || role }));
-  who.append(h('span', { text: `${user.display_name} (${role})` }),
+  who.append(h('span', { class: 'who-name', text: `${user.display_name} (${role})` }),
     h('button', { type: 'button', class: 'secondary', text: 'Sign out', onclick: () => logout() }));
   const view = views[role];
   if (!view) { main.append(h('p', { text: `No view for the role ${role}.` })); return; }

@@ -35,6 +35,7 @@ export function ring(size = 96) {
   el.set = (fraction, text, done) => {
     const f = Math.max(0, Math.min(1, fraction));
     bar.setAttribute('stroke-dashoffset', (c * (1 - f)).toFixed(2));
+    bar.setAttribute('stroke-opacity', f > 0 ? '1' : '0');
     label.textContent = text;
     el.classList.toggle('ring-done', !!done);
     el.setAttribute('aria-label', `hold countdown ${text}`);
@@ -75,10 +76,10 @@ export function summaryList(s) {
 }
 
 export function repsTable(reps, pauseHoldMs) {
-  return h('table', { class: 'reps' },
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'reps' },
     h('caption', { text: `Reps (target hold ${ms(pauseHoldMs)})` }),
-    h('thead', {}, h('tr', {}, ...['Rep', 'Concentric', 'Hold', 'Eccentric', 'Hold met'].map((t) => h('th', { scope: 'col', text: t })))),
+    h('thead', {}, h('tr', {}, ...['Rep', 'Concentric', 'Hold', 'Eccentric', 'Met'].map((t) => h('th', { scope: 'col', text: t })))),
     h('tbody', {}, ...reps.map((r) => h('tr', { class: r.hold_met ? '' : 'miss' },
       h('th', { scope: 'row', text: String(r.n) }), h('td', { text: ms(r.concentric_ms) }), h('td', { text: ms(r.hold_ms) }),
-      h('td', { text: ms(r.eccentric_ms) }), h('td', { text: r.hold_met ? 'yes' : 'no — short' })))));
+      h('td', { text: ms(r.eccentric_ms) }), h('td', { text: r.hold_met ? 'yes' : 'short' }))))));
 }
