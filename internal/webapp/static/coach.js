@@ -31,8 +31,10 @@ export function coachView(main) {
   });
 
   function sortTiles() {
+    // Live sets first, then sets just ended (summary and feedback), then the rest.
+    const rank = (t) => (t.isLive() ? 0 : t.setId ? 1 : 2);
     const list = [...tiles.values()].sort((a, b) =>
-      (b.isLive() - a.isLive()) || a.athlete.display_name.localeCompare(b.athlete.display_name));
+      (rank(a) - rank(b)) || a.athlete.display_name.localeCompare(b.athlete.display_name));
     grid.replaceChildren(...list.map((t) => t.el));
     if (!list.length) grid.append(h('p', { class: 'muted', text: 'No athletes linked yet: send them an invite code.' }));
   }
@@ -83,7 +85,7 @@ export function coachView(main) {
       reps.textContent = st ? `${st.rep}${t.set ? ` / ${t.set.target_reps}` : ''}` : '';
       phase.textContent = st ? phaseLabels[st.phase] || st.phase : '';
       phase.dataset.phase = st ? st.phase : '';
-      rg.hidden = !st || !t.isLive();
+      rg.toggleAttribute('hidden', !st || !t.isLive());
       if (st && st.cue) {
         cue.textContent = st.cue.text;
         cue.dataset.source = st.cue.source;
