@@ -89,6 +89,74 @@ func server(t *testing.T) string {
 	return "http://" + ln.Addr().String()
 }
 
+// cutter is a TCP proxy in front of the server whose connections the test can
+// cut, and keep refusing, to take one browser off the network for a while.
+type cutter struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  map[net.Conn]bool
+}
+
+func newCutter(t *testing.T, base string) (*cutter, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cutter{ln: ln, target: strings.TrimPrefix(base, "http://"), conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { ln.Close(); c.setDown(true) })
+	go c.serve()
+	return c, "http://" + ln.Addr().String()
+}
+
+func (c *cutter) serve() {
+	for {
+		conn, err := c.ln.Accept()
+		if err != nil {
+			return
+		}
+		go c.pipe(conn)
+	}
+}
+
+func (c *cutter) pipe(conn net.Conn) {
+	up, err := net.Dial("tcp", c.target)
+	if err != nil {
+		conn.Close()
+		return
+	}
+	c.mu.Lock()
+	if c.down {
+		c.mu.Unlock()
+		conn.Close()
+		up.Close()
+		return
+	}
+	c.conns[conn], c.conns[up] = true, true
+	c.mu.Unlock()
+	go func() { _, _ = io.Copy(up, conn); up.Close() }()
+	_, _ = io.Copy(conn, up)
+	conn.Close()
+	c.mu.Lock()
+	delete(c.conns, conn)
+	delete(c.conns, up)
+	c.mu.Unlock()
+}
+
+// setDown cuts every connection and refuses new ones, or lets them through again.
+func (c *cutter) setDown(down bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.down = down
+	if down {
+		for conn := range c.conns {
+			conn.Close()
+		}
+	}
+}
+
 // chromium finds Debian's chromium. These tests never skip: without a browser
 // they fail, saying how to install one (.ci/run does it on a fresh machine).
 func chromium(t *testing.T) string {
@@ -143,7 +211,8 @@ func newTab(t *testing.T, browser context.Context, name, dir string, width, heig
 			}
 			// HTTP error statuses are the pages' business (a 412 is expected);
 			// exceptions, console errors and CSP refusals are not.
-			if strings.HasPrefix(m.Text, "Failed to load resource: the server responded with a status of") {
+			// So are the failed requests of a browser taken off the network.
+			if strings.HasPrefix(m.Text, "Failed to load resource:") || strings.Contains(m.Text, "WebSocket connection to") {
 				continue
 			}
 			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException {
@@ -269,7 +338,9 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	athlete := newTab(t, browser, "athlete", dir, 390, 844)
 	demo := postgres.DemoAccounts
 
-	coach.signIn(base, demo[1].Email, demo[1].Password)
+	// The coach's tablet reaches the server through a cable the test can pull.
+	cable, coachBase := newCutter(t, base)
+	coach.signIn(coachBase, demo[1].Email, demo[1].Password)
 	coach.wait("the athletes' tiles", `document.querySelectorAll('.tile h2').length === 3`)
 	coach.wait("the socket", `document.querySelector('#conn')?.dataset.state === 'open'`)
 
@@ -308,7 +379,11 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	coach.wait("the receipt", `[...document.querySelectorAll('.tile[data-live="yes"] .receipts li')].some(li => li.dataset.acked === 'yes' && li.textContent.includes('Ribs down'))`)
 	coach.screenshot("coach-cue-receipt")
 
-	// Rep 2 lowered too soon: the timer flags it and pushes "Pause and squeeze".
+	// The tablet loses its connection: the live tile says it is stale.
+	cable.setDown(true)
+	coach.wait("the stale tile", `document.querySelector('.tile[data-live="yes"] .stale-banner')?.textContent.startsWith('Stale')`)
+
+	// Meanwhile rep 2 is lowered too soon: the timer flags it and pushes "Pause and squeeze".
 	athlete.click("#btn-up")
 	athlete.wait("up", `document.querySelector('#sim-phase').dataset.phase === 'up'`)
 	athlete.click("#btn-top")
@@ -316,6 +391,16 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	athlete.click("#btn-down")
 	athlete.wait("the timer's fix", `(() => { const b = document.querySelector('#cue-banner'); return !b.hidden && b.textContent === 'Pause and squeeze' && b.dataset.source === 'mistake'; })()`)
 	athlete.screenshot("athlete-short-hold")
+	coach.screenshot("coach-stale")
+	if got := coach.text(`.tile[data-live="yes"] .reps-count`); got != "1 / 3" {
+		t.Fatalf("the cut-off tablet shows %q", got)
+	}
+
+	// Back online: the tile resubscribes with since_seq and epoch and catches up
+	// from the replay (rep 2, the fix and its receipt), and is no longer stale.
+	cable.setDown(false)
+	coach.wait("the tile caught up", `(() => { const t = document.querySelector('.tile[data-live="yes"]');
+		return t && t.dataset.stale === 'no' && t.dataset.sub === 'live' && t.querySelector('.reps-count').textContent === '2 / 3'; })()`)
 	coach.wait("the fix on the floor", `[...document.querySelectorAll('.tile[data-live="yes"] .receipts li')].some(li => li.dataset.acked === 'yes' && li.textContent.includes('Fix: Pause and squeeze'))`)
 	coach.wait("the cue of the moment", `document.querySelector('.tile[data-live="yes"] .cue-now')?.textContent === 'Pause and squeeze'`)
 	athlete.click("#btn-bottom")
@@ -328,7 +413,7 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 		t.Fatalf("rep 2 hold_met shown as %q", got)
 	}
 	coach.screenshot("coach-set-detail")
-	coach.click(`#set-detail .row button.secondary`)
+	coach.click(`#set-detail button.close`)
 
 	// The athlete ends the set: the summary on both screens, then feedback.
 	athlete.click("#end-set")
@@ -344,7 +429,7 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#set-detail form.feedback button[type=submit]`)))
 	coach.wait("the feedback stored", `document.querySelector('#set-detail .feedback-list')?.textContent.includes('own the pause')`)
 	coach.screenshot("coach-summary-feedback")
-	coach.click(`#set-detail .row button.secondary`)
+	coach.click(`#set-detail button.close`)
 	coach.screenshot("coach-floor-after")
 
 	// The admin edits a cue someone else has just changed: 412, both versions shown.

@@ -122,7 +122,10 @@ export function athleteView(main) {
       b.disabled = !st || !allowed.includes(p) || st.status !== 'live';
       b.classList.toggle('expected', allowed[0] === p);
     }
-    el.cue.textContent = st && st.cue ? st.cue.text : '';
+    // The cue of the moment, unless the banner already shows it.
+    const text = st && st.cue ? st.cue.text : '';
+    el.cue.textContent = text;
+    el.cue.hidden = !el.banner.hidden && el.banner.textContent === text;
   }
 
   function phase(p) {
@@ -176,7 +179,7 @@ export function athleteView(main) {
     el.banner.dataset.source = f.cue.source;
     el.banner.hidden = false;
     clearTimeout(bannerTimer);
-    bannerTimer = setTimeout(() => { el.banner.hidden = true; }, 4000);
+    bannerTimer = setTimeout(() => { el.banner.hidden = true; render(); }, 4000);
     try {
       if ('speechSynthesis' in window) {
         window.speechSynthesis.cancel();

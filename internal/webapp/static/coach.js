@@ -97,14 +97,15 @@ export function coachView(main) {
           h('span', { class: 'receipt-state', text: p.acked ? '✓ seen' : '… sent' }))));
 
       actions.replaceChildren();
+      const offline = live.state !== 'open';
       if (t.isLive()) {
         const lib = t.set && library.byVariation.get(t.set.variation);
         if (lib) {
           actions.append(h('div', { class: 'btn-row', role: 'group', 'aria-label': 'Send a cue' },
-            ...lib.exercise.cues.map((c) => h('button', { type: 'button', class: 'cue-btn', 'data-cue': c.id, text: c.text,
+            ...lib.exercise.cues.map((c) => h('button', { type: 'button', class: 'cue-btn', 'data-cue': c.id, text: c.text, disabled: offline,
               onclick: () => sendCue(t, { cue_id: c.id }, c.text) }))));
           actions.append(h('div', { class: 'btn-row', role: 'group', 'aria-label': 'Flag a mistake' },
-            ...lib.exercise.mistakes.map((m) => h('button', { type: 'button', class: 'flag-btn', 'data-mistake': m.id, text: `Flag: ${m.name}`,
+            ...lib.exercise.mistakes.map((m) => h('button', { type: 'button', class: 'flag-btn', 'data-mistake': m.id, text: `Flag: ${m.name}`, disabled: offline,
               onclick: () => flag(t, m) }))));
         }
       }
@@ -192,7 +193,8 @@ export function coachView(main) {
     const t = bySet.get(setId);
     const title = h('h2', { id: 'detail-title', text: `${t ? t.athlete.display_name : 'Set'} — ${s.status === 'live' ? 'live set' : 'set ended'}` });
     const lib = library.byVariation.get(s.variation);
-    const body = [title, h('p', { class: 'meta', text: `${lib ? lib.variation.name : s.variation} · ${s.load_kg} kg · target ${s.target_reps} reps · hold ${ms(s.pause_hold_ms)}` })];
+    const close = h('button', { type: 'button', class: 'secondary close', text: 'Close', onclick: () => dialog.close() });
+    const body = [h('div', { class: 'row between dialog-head' }, title, close), h('p', { class: 'meta', text: `${lib ? lib.variation.name : s.variation} · ${s.load_kg} kg · target ${s.target_reps} reps · hold ${ms(s.pause_hold_ms)}` })];
     body.push(s.reps.length ? repsTable(s.reps, s.pause_hold_ms) : h('p', { class: 'muted', text: 'No reps yet.' }));
     if (s.cues.length) {
       body.push(h('h3', { text: 'Cues pushed' }), h('ul', { class: 'cue-log' }, ...s.cues.map((c) =>
@@ -215,9 +217,9 @@ export function coachView(main) {
       });
       body.push(form);
     }
-    body.push(h('div', { class: 'row' }, h('button', { type: 'button', class: 'secondary', text: 'Close', onclick: () => dialog.close() })));
     dialog.replaceChildren(...body);
     if (!dialog.open) dialog.showModal();
+    dialog.scrollTop = 0;
   }
   dialog.addEventListener('close', () => { openSet = null; });
 
