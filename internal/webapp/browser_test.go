@@ -73,7 +73,9 @@ func server(t *testing.T) string {
 	hub := live.New(store, log, live.Config{HoldTick: 100 * time.Millisecond})
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(hub.Collectors()...)
-	app := httpapi.New(httpapi.Deps{Config: cfg, Log: log, Store: store, Tokens: auth.NewTokens(auth.GenerateKey(), "repcue", "repcue-api", 15*time.Minute, nil),
+	// Access tokens last a second (plus the parser's 5 s leeway), so every page
+	// refreshes its tokens several times during the test.
+	app := httpapi.New(httpapi.Deps{Config: cfg, Log: log, Store: store, Tokens: auth.NewTokens(auth.GenerateKey(), "repcue", "repcue-api", time.Second, nil),
 		Hasher: hasher, Live: hub, Registry: registry})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -190,12 +192,13 @@ func artifacts(t *testing.T) string {
 // tab is one page in its own browser context (its own storage), with every
 // JavaScript exception and console error it shows collected.
 type tab struct {
-	t      *testing.T
-	name   string
-	ctx    context.Context
-	dir    string
-	mu     sync.Mutex
-	errors []string
+	t       *testing.T
+	name    string
+	ctx     context.Context
+	dir     string
+	mu      sync.Mutex
+	errors  []string
+	console []string // every message, shown when the test fails
 }
 
 func newTab(t *testing.T, browser context.Context, name, dir string, width, height int64) *tab {
@@ -209,6 +212,9 @@ func newTab(t *testing.T, browser context.Context, name, dir string, width, heig
 			if err != nil {
 				return
 			}
+			tb.mu.Lock()
+			tb.console = append(tb.console, m.Time.Format("15:04:05.000")+" "+m.String())
+			tb.mu.Unlock()
 			// HTTP error statuses are the pages' business (a 412 is expected);
 			// exceptions, console errors and CSP refusals are not.
 			// So are the failed requests of a browser taken off the network.
@@ -224,11 +230,12 @@ func newTab(t *testing.T, browser context.Context, name, dir string, width, heig
 	}()
 	tb.run(chromedp.EmulateViewport(width, height))
 	t.Cleanup(func() {
-		if t.Failed() {
-			tb.screenshot("failed-" + name)
-		}
 		tb.mu.Lock()
 		defer tb.mu.Unlock()
+		if t.Failed() {
+			tb.screenshot("failed-" + name)
+			t.Logf("%s: console:\n%s", name, strings.Join(tb.console, "\n"))
+		}
 		for _, e := range tb.errors {
 			t.Errorf("%s: browser error: %s", name, e)
 		}
@@ -431,6 +438,19 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	coach.screenshot("coach-summary-feedback")
 	coach.click(`#set-detail button.close`)
 	coach.screenshot("coach-floor-after")
+
+	// Another set, in the automatic tempo: two reps with their holds met, and
+	// the floor sees the new set start.
+	athlete.click("#new-set")
+	athlete.wait("the start form", `!!document.querySelector('#start-adhoc')`)
+	athlete.eval(`document.querySelector('#reps').value = '2'; document.querySelector('#hold').value = '400'`)
+	athlete.click("#start-adhoc")
+	athlete.wait("the live set", `document.querySelector('#btn-up') && !document.querySelector('#btn-up').disabled`)
+	athlete.click("#auto")
+	coach.wait("the second set on the floor", `document.querySelector('.tile[data-live="yes"] .reps-count')?.textContent.endsWith('/ 2')`)
+	athlete.wait("the automatic reps", `document.querySelector('#sim-status').textContent.includes('Target reached') && !document.querySelector('#auto').checked`)
+	athlete.click("#end-set")
+	athlete.wait("the summary", `[...document.querySelectorAll('#set-summary dd')].some(d => d.textContent === '2 / 2')`)
 
 	// The admin edits a cue someone else has just changed: 412, both versions shown.
 	admin := newTab(t, browser, "admin", dir, 1280, 900)

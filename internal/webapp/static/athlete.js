@@ -96,7 +96,7 @@ export function athleteView(main) {
       el.buttons[p] = h('button', { type: 'button', class: `phase-btn phase-${p}`, id: `btn-${p}`, 'data-phase': p, text: buttonLabels[p], onclick: () => phase(p) });
     }
     el.auto = h('input', { type: 'checkbox', id: 'auto', role: 'switch' });
-    el.auto.addEventListener('change', () => schedule());
+    el.auto.addEventListener('change', () => { scheduledFor = ''; schedule(); });
     el.status = h('p', { class: 'muted', id: 'sim-status', 'aria-live': 'polite' });
     body.replaceChildren(
       h('p', { class: 'meta', text: `${v ? v.variation.name : s.variation} · ${s.load_kg} kg · ${s.target_reps} reps · hold ${ms(s.pause_hold_ms)}` }),
@@ -165,12 +165,18 @@ export function athleteView(main) {
 
   // The automatic tempo: 0.9 s up, the prescribed hold plus a margin, 1.2 s
   // down, a short rest at the bottom; stops after the target reps.
+  // It keys its timer on (rep, phase): other state changes (the hold done, a
+  // cue expiring) do not restart it.
+  let scheduledFor = '';
   function schedule() {
+    const key = state ? `${state.rep}/${state.phase}` : '';
+    if (el.auto && el.auto.checked && key === scheduledFor) return;
+    scheduledFor = key;
     clearTimeout(autoTimer);
     if (!el.auto || !el.auto.checked || !state || state.status !== 'live' || !set) return;
     const after = { idle: ['up', 600], bottom: ['up', 700], up: ['top', 900], top: ['down', set.pause_hold_ms + 300], down: ['bottom', 1200] }[state.phase];
     if (!after) return;
-    if (state.phase === 'bottom' && state.rep >= set.target_reps) { el.auto.checked = false; el.status.textContent = 'Target reached: end the set when ready.'; return; }
+    if (state.phase === 'bottom' && state.rep >= set.target_reps) { el.auto.checked = false; return; }
     autoTimer = setTimeout(() => phase(after[0]), after[1]);
   }
 
@@ -203,7 +209,10 @@ export function athleteView(main) {
         break;
       case 'cue': showCue(f); break;
       case 'hold.done': el.status.textContent = `Rep ${f.rep}: held ${ms(f.held_ms)}`; break;
-      case 'rep.done': el.status.textContent = `Rep ${f.rep.n}: hold ${ms(f.rep.hold_ms)}${f.rep.hold_met ? '' : ' — too short'}`; break;
+      case 'rep.done':
+        el.status.textContent = `Rep ${f.rep.n}: hold ${ms(f.rep.hold_ms)}${f.rep.hold_met ? '' : ' — too short'}`;
+        if (f.rep.n >= set.target_reps) el.status.textContent += '. Target reached: end the set when ready.';
+        break;
       case 'set.ended': ended(f.summary); return;
       case 'error':
         if (f.event_id) pending.delete(f.event_id);

@@ -62,6 +62,7 @@ export class Live {
     };
     ws.onclose = (ev) => {
       clearInterval(this.pinger);
+      console.info(`live socket closed: ${ev.code} ${ev.reason}`);
       if (this.ws !== ws) return;
       this.ws = null;
       for (const s of this.subs.values()) s.status = 'stale';
