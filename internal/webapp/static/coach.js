@@ -177,7 +177,7 @@ export function coachView(main) {
     const now = live.serverNow();
     for (const t of tiles.values()) {
       const hold = t.state && t.state.hold;
-      if (!hold || !t.isLive()) { t.ring.set(0, t.state && t.state.phase === 'top' ? '' : ''); continue; }
+      if (!hold || !t.isLive()) { t.ring.set(0, ''); continue; }
       const left = Math.max(0, Date.parse(hold.ends_at) - now);
       const done = hold.done || left === 0;
       t.ring.set(done ? 1 : left / hold.target_ms, done ? 'held' : (left / 1000).toFixed(1), done);
@@ -186,11 +186,16 @@ export function coachView(main) {
     raf = requestAnimationFrame(tick);
   }
 
-  async function openDetail(setId) {
+  async function openDetail(setId, attempt = 0) {
     openSet = setId;
     let s;
     try { s = await get(`/v1/sets/${setId}`); } catch (e) { notice(e.message, 'error'); return; }
     const t = bySet.get(setId);
+    // Live frames go out before their events are committed: a rep the floor
+    // has seen may be a moment away from the stored set. Ask again shortly.
+    if (s.status === 'live' && t && t.lastRep && t.lastRep.n > s.reps.length && attempt < 10) {
+      setTimeout(() => { if (openSet === setId) openDetail(setId, attempt + 1); }, 200);
+    }
     const title = h('h2', { id: 'detail-title', text: `${t ? t.athlete.display_name : 'Set'} — ${s.status === 'live' ? 'live set' : 'set ended'}` });
     const lib = library.byVariation.get(s.variation);
     const close = h('button', { type: 'button', class: 'secondary close', text: 'Close', onclick: () => dialog.close() });
