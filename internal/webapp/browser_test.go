@@ -303,13 +303,48 @@ func (tb *tab) screenshot(name string) {
 	tb.t.Logf("screenshot: %s", p)
 }
 
+// accessible checks what a script can check of the visible page: every control
+// has a label (or an aria-label) and a tap target of at least 44×44 px.
+func (tb *tab) accessible(view string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	problems, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(() => {
+		const out = [];
+		const visible = (el) => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+		const name = (el) => el.id || el.name || el.textContent.trim().slice(0, 30);
+		for (const el of document.querySelectorAll('input, select, textarea')) {
+			if (!visible(el)) continue;
+			if (!(el.labels && el.labels.length) && !el.getAttribute('aria-label')) out.push('no label: ' + name(el));
+		}
+		for (const el of document.querySelectorAll('button, select, input:not([type=checkbox]), textarea, summary')) {
+			if (!visible(el)) continue;
+			const r = el.getBoundingClientRect();
+			if (r.height < 44 || r.width < 44) out.push('small target (' + Math.round(r.width) + '×' + Math.round(r.height) + '): ' + name(el));
+		}
+		for (const el of document.querySelectorAll('input[type=checkbox]')) {
+			const box = (el.closest('label') || el).getBoundingClientRect();
+			if (visible(el) && box.height < 44) out.push('small checkbox label: ' + name(el));
+		}
+		return out;
+	})()`))
+	if err != nil {
+		tb.t.Fatalf("%s: %v", tb.name, err)
+	}
+	for _, p := range problems {
+		tb.t.Errorf("%s (%s): %s", tb.name, view, p)
+	}
+}
+
+// signIn fills the sign-in form from the keyboard alone: the email field has
+// the focus, Tab reaches the password, Enter submits.
 func (tb *tab) signIn(base, email, password string) {
 	tb.t.Helper()
-	tb.run(chromedp.Navigate(base+"/app/"),
-		chromedp.WaitVisible(chromedp.CSS("#email")),
-		chromedp.SendKeys(chromedp.CSS("#email"), email),
-		chromedp.SendKeys(chromedp.CSS("#password"), password),
-		chromedp.Click(chromedp.CSS("form.login button[type=submit]")))
+	tb.run(chromedp.Navigate(base+"/app/"), chromedp.WaitVisible(chromedp.CSS("#email")))
+	tb.wait("the focus on the email field", `document.activeElement?.id === 'email'`)
+	tb.run(chromedp.KeyEvent(email), chromedp.KeyEvent("\t"))
+	tb.wait("the focus on the password field", `document.activeElement?.id === 'password'`)
+	tb.run(chromedp.KeyEvent(password + "\r"))
 }
 
 // A coach and an athlete do a whole set in two browser contexts against the
@@ -354,6 +389,7 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	athlete.signIn(base, demo[2].Email, demo[2].Password)
 	athlete.wait("the start form", `!!document.querySelector('#start-adhoc')`)
 	athlete.screenshot("athlete-start")
+	athlete.accessible("start")
 	athlete.run(chromedp.SetValue(chromedp.CSS("#hold"), "1500"), chromedp.SetValue(chromedp.CSS("#reps"), "3"))
 	athlete.click("#start-adhoc")
 	athlete.wait("the live set", `document.querySelector('#btn-up') && !document.querySelector('#btn-up').disabled`)
@@ -372,6 +408,8 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	athlete.wait("the countdown", `/^\d\.\d$/.test(document.querySelector('.sim-live .ring-label')?.textContent || '')`)
 	coach.screenshot("coach-hold")
 	athlete.screenshot("athlete-hold")
+	coach.accessible("floor")
+	athlete.accessible("live set")
 	coach.wait("the hold done", `document.querySelector('.tile[data-live="yes"] .ring-label')?.textContent === 'held'`)
 	athlete.click("#btn-down")
 	athlete.wait("down", `document.querySelector('#sim-phase').dataset.phase === 'down'`)
@@ -436,6 +474,7 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#set-detail form.feedback button[type=submit]`)))
 	coach.wait("the feedback stored", `document.querySelector('#set-detail .feedback-list')?.textContent.includes('own the pause')`)
 	coach.screenshot("coach-summary-feedback")
+	coach.accessible("set detail")
 	coach.click(`#set-detail button.close`)
 	coach.screenshot("coach-floor-after")
 
@@ -457,6 +496,7 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	admin.signIn(base, demo[0].Email, demo[0].Password)
 	admin.wait("the library", `!!document.querySelector('form[data-cue="`+cueRibsDown+`"]')`)
 	admin.screenshot("admin-library")
+	admin.accessible("library")
 	patchAsAdmin(t, base, otherAdminEmail, otherAdminPassword, cueRibsDown, `"1"`, map[string]any{"text": "Ribs down, brace"})
 	sel := `#cue-` + cueRibsDown + `-text`
 	admin.eval(`document.querySelector('` + sel + `').value = ''`)
@@ -465,6 +505,7 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	admin.wait("the conflict", `(() => { const c = document.querySelector('.conflict[data-conflict="cue"]');
 		return c && c.querySelector('.mine').textContent.includes('Ribs stacked') && c.querySelector('.theirs').textContent.includes('Ribs down, brace'); })()`)
 	admin.screenshot("admin-conflict")
+	admin.accessible("conflict")
 	// Saving over theirs, knowingly, with the current version.
 	admin.click(`.conflict .primary`)
 	admin.wait("the saved edit", `document.querySelector('#cue-`+cueRibsDown+`-text')?.value === 'Ribs stacked' && !document.querySelector('.conflict')`)
