@@ -386,6 +386,27 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	coach.wait("the athletes' tiles", `document.querySelectorAll('.tile h2').length === 3`)
 	coach.wait("the socket", `document.querySelector('#conn')?.dataset.state === 'open'`)
 
+	// The coach prescribes the athlete's second set (through the API).
+	coachAPI := signedIn(t, base, demo[1].Email, demo[1].Password)
+	var linked struct {
+		Items []struct {
+			ID    string `json:"id"`
+			Email string `json:"email"`
+		} `json:"items"`
+	}
+	coachAPI.do("GET", "/v1/coach/athletes", nil, nil, 200, &linked)
+	athleteID := ""
+	for _, a := range linked.Items {
+		if a.Email == demo[2].Email {
+			athleteID = a.ID
+		}
+	}
+	var rx struct {
+		ID string `json:"id"`
+	}
+	coachAPI.do("POST", "/v1/prescriptions", map[string]any{"athlete_id": athleteID, "variation": "dumbbell-hip-thrust", "sets": 3, "reps": 2,
+		"load_kg": 16, "pause_hold_ms": 400, "scheduled_on": time.Now().UTC().Format(time.DateOnly), "notes": "Quick pauses"}, nil, 201, &rx)
+
 	athlete.signIn(base, demo[2].Email, demo[2].Password)
 	athlete.wait("the start form", `!!document.querySelector('#start-adhoc')`)
 	athlete.screenshot("athlete-start")
@@ -481,12 +502,12 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	// Another set, in the automatic tempo: two reps with their holds met, and
 	// the floor sees the new set start.
 	athlete.click("#new-set")
-	athlete.wait("the start form", `!!document.querySelector('#start-adhoc')`)
-	athlete.eval(`document.querySelector('#reps').value = '2'; document.querySelector('#hold').value = '400'`)
-	athlete.click("#start-adhoc")
+	athlete.wait("the prescription", `!!document.querySelector('button[data-prescription="`+rx.ID+`"]')`)
+	athlete.screenshot("athlete-prescriptions")
+	athlete.click(`button[data-prescription="` + rx.ID + `"]`)
 	athlete.wait("the live set", `document.querySelector('#btn-up') && !document.querySelector('#btn-up').disabled`)
 	athlete.click("#auto")
-	coach.wait("the second set on the floor", `document.querySelector('.tile[data-live="yes"] .reps-count')?.textContent.endsWith('/ 2')`)
+	coach.wait("the second set on the floor", `document.querySelector('.tile[data-live="yes"] .meta')?.textContent.startsWith('Dumbbell Hip Thrust · 16 kg · 2 reps')`)
 	athlete.wait("the automatic reps", `document.querySelector('#sim-status').textContent.includes('Target reached') && !document.querySelector('#auto').checked`)
 	athlete.click("#end-set")
 	athlete.wait("the summary", `[...document.querySelectorAll('#set-summary dd')].some(d => d.textContent === '2 / 2')`)
@@ -497,7 +518,8 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	admin.wait("the library", `!!document.querySelector('form[data-cue="`+cueRibsDown+`"]')`)
 	admin.screenshot("admin-library")
 	admin.accessible("library")
-	patchAsAdmin(t, base, otherAdminEmail, otherAdminPassword, cueRibsDown, `"1"`, map[string]any{"text": "Ribs down, brace"})
+	signedIn(t, base, otherAdminEmail, otherAdminPassword).do("PATCH", "/v1/admin/cues/"+cueRibsDown,
+		map[string]any{"text": "Ribs down, brace"}, map[string]string{"If-Match": `"1"`}, 200, nil)
 	sel := `#cue-` + cueRibsDown + `-text`
 	admin.eval(`document.querySelector('` + sel + `').value = ''`)
 	admin.run(chromedp.SendKeys(chromedp.CSS(sel), "Ribs stacked"),
@@ -514,30 +536,46 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	admin.screenshot("admin-audit")
 }
 
-// patchAsAdmin is the other admin: a plain API client editing a cue.
-func patchAsAdmin(t *testing.T, base, email, password, cueID, ifMatch string, body map[string]any) {
+// client is a plain API client: the other admin, or the coach prescribing.
+type client struct {
+	t           *testing.T
+	base, token string
+}
+
+func signedIn(t *testing.T, base, email, password string) *client {
 	t.Helper()
-	b, _ := json.Marshal(map[string]string{"email": email, "password": password})
-	resp, err := http.Post(base+"/v1/auth/login", "application/json", bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := &client{t: t, base: base}
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
-	_ = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	b, _ = json.Marshal(body)
-	req, _ := http.NewRequest("PATCH", base+"/v1/admin/cues/"+cueID, bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil, 200, &tok)
+	c.token = tok.AccessToken
+	return c
+}
+
+func (c *client) do(method, path string, body any, header map[string]string, want int, out any) {
+	c.t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, c.base+path, bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("If-Match", ifMatch)
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("the other admin's edit: %d", resp.StatusCode)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		c.t.Fatalf("%s %s: %d, want %d: %s", method, path, resp.StatusCode, want, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			c.t.Fatalf("%s %s: %v", method, path, err)
+		}
 	}
 }

@@ -64,7 +64,8 @@ export function athleteView(main) {
         const v = library.byVariation.get(p.variation);
         list.append(h('li', {},
           h('span', { text: `${p.scheduled_on}: ${v ? v.variation.name : p.variation}, ${p.sets}×${p.reps} at ${p.load_kg} kg, hold ${ms(p.pause_hold_ms)}${p.notes ? ` — ${p.notes}` : ''}` }),
-          h('button', { type: 'button', class: 'primary', text: 'Start', onclick: () => start({ prescription_id: p.id }) })));
+          h('button', { type: 'button', class: 'primary', 'data-prescription': p.id, 'aria-label': `Start: ${v ? v.variation.name : p.variation}, ${p.scheduled_on}`,
+            text: 'Start', onclick: () => start({ prescription_id: p.id }) })));
       }
     } catch (e) { list.append(h('li', { class: 'error', text: e.message })); }
   }
