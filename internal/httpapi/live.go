@@ -39,6 +39,15 @@ func (a *API) handleCreateTicket(c *fiber.Ctx) error {
 
 const livePrincipalKey = "live-principal"
 
+// sameOrigin reports whether a browser's (normalised) Origin names the host the
+// request was sent to: the server's own pages (the web clients under /app/) are
+// never a foreign origin, whatever REPCUE_ALLOWED_ORIGINS lists.
+func sameOrigin(origin, host string) bool {
+	scheme, _, _ := strings.Cut(origin, "://")
+	own, ok := config.NormalizeOrigin(scheme + "://" + host)
+	return ok && host != "" && own == origin
+}
+
 // liveGate checks everything before the upgrade: that it is a well-formed
 // one, the Origin (browsers send one; apps do not), and the credentials — a
 // single-use ticket in the query or a bearer token. Neither is ever logged.
@@ -52,12 +61,9 @@ func (a *API) liveGate(c *fiber.Ctx) error {
 	}
 	if origin := c.Get(fiber.HeaderOrigin); origin != "" {
 		n, ok := config.NormalizeOrigin(origin)
-		if !ok || !a.origins[n] {
+		if !ok || !(a.origins[n] || sameOrigin(n, string(c.Request().Host()))) {
 			return domain.Errorf(domain.CodeForbidden, "origin not allowed")
 		}
-		// The upgrader compares the header byte for byte with the same
-		// normalised list: hand it the normalised form.
-		c.Request().Header.Set(fiber.HeaderOrigin, n)
 	}
 	var p live.Principal
 	if ticket := c.Query("ticket"); ticket != "" {
@@ -87,18 +93,13 @@ func (a *API) liveGate(c *fiber.Ctx) error {
 }
 
 func (a *API) liveHandler() fiber.Handler {
-	// The gate has already checked the Origin and rewritten it to its normalised
-	// form; the upgrader's own check must let through what the gate let through:
-	// the same normalised origins, and apps with none ("").
-	origins := []string{""}
-	for o := range a.origins {
-		origins = append(origins, o)
-	}
+	// The gate is the one Origin check (allowed origins, the server's own, and
+	// apps with none): the upgrader lets through what the gate did.
 	upgrade := ws.New(func(conn *ws.Conn) {
 		p, _ := conn.Locals(livePrincipalKey).(live.Principal)
 		a.live.Serve(p, newWSSocket(conn, a.live.PongWait()))
 	}, ws.Config{
-		Origins:          origins,
+		Origins:          []string{"*"},
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   4096,
 		WriteBufferSize:  4096,

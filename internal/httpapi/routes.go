@@ -17,6 +17,8 @@ func (a *API) routes(app *fiber.App) {
 	}
 	app.Get("/openapi.yaml", a.handleOpenAPI)
 	app.Get("/.well-known/jwks.json", a.handleJWKS)
+	// The reference web clients: public static files (they sign in like any client).
+	app.Get("/app/*", a.handleWebApp)
 
 	v1 := app.Group("/v1")
 	v1.Post("/auth/register", a.handleRegister)
