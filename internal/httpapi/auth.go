@@ -147,21 +147,12 @@ func (a *API) handleLogin(c *fiber.Ctx) error {
 	}
 	ctx := c.UserContext()
 	accountKey, addressKey := "account:"+email, "address:"+a.clientKey(c)
-	account, wait, err := a.accountLimiter.Reserve(ctx, accountKey)
+	attempts, err := a.reserveAttempts(ctx, tooManySignIns,
+		throttled{a.accountLimiter, accountKey}, throttled{a.addressLimiter, addressKey})
 	if err != nil {
 		return err
 	}
-	if wait > 0 {
-		return tooManySignIns(wait)
-	}
-	address, wait, err := a.addressLimiter.Reserve(ctx, addressKey)
-	if err != nil || wait > 0 {
-		a.releaseAttempts(ctx, account)
-		if err != nil {
-			return err
-		}
-		return tooManySignIns(wait)
-	}
+	account, address := attempts[0], attempts[1]
 	u, hash, err := a.store.FindUserForLogin(ctx, email)
 	if err != nil && domain.ErrorCode(err) != domain.CodeNotFound {
 		a.releaseAttempts(ctx, account, address)
@@ -186,6 +177,31 @@ func (a *API) handleLogin(c *fiber.Ctx) error {
 	}
 	a.releaseAttempts(ctx, address) // a success at an address clears nothing there, and counts for nothing
 	return a.startSession(c, fiber.StatusOK, u, hash)
+}
+
+// throttled names a throttle and the key an attempt is counted under.
+type throttled struct {
+	throttle *auth.Throttle
+	key      string
+}
+
+// reserveAttempts reserves an attempt under each throttle in turn, all or none:
+// when one refuses (tooMany with its wait) or fails, those already reserved are
+// taken back.
+func (a *API) reserveAttempts(ctx context.Context, tooMany func(time.Duration) error, ts ...throttled) ([]*auth.Attempt, error) {
+	attempts := make([]*auth.Attempt, 0, len(ts))
+	for _, t := range ts {
+		at, wait, err := t.throttle.Reserve(ctx, t.key)
+		if err == nil && wait > 0 {
+			err = tooMany(wait)
+		}
+		if err != nil {
+			a.releaseAttempts(ctx, attempts...)
+			return nil, err
+		}
+		attempts = append(attempts, at)
+	}
+	return attempts, nil
 }
 
 // releaseAttempts takes back reserved attempts that were not guesses. If the

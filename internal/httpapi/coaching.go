@@ -73,21 +73,12 @@ func (a *API) handleRedeemInvite(c *fiber.Ctx) error {
 	key, addressKey := athleteID.String(), "address:"+a.clientKey(c)
 	ctx := c.UserContext()
 	// Reserved before the lookup: concurrent guesses are counted one by one.
-	attempt, wait, err := a.inviteLimiter.Reserve(ctx, key)
+	attempts, err := a.reserveAttempts(ctx, tooManyInviteGuesses,
+		throttled{a.inviteLimiter, key}, throttled{a.inviteAddressLimiter, addressKey})
 	if err != nil {
 		return err
 	}
-	if wait > 0 {
-		return tooManyInviteGuesses(wait)
-	}
-	address, wait, err := a.inviteAddressLimiter.Reserve(ctx, addressKey)
-	if err != nil || wait > 0 {
-		a.releaseAttempts(ctx, attempt)
-		if err != nil {
-			return err
-		}
-		return tooManyInviteGuesses(wait)
-	}
+	attempt, address := attempts[0], attempts[1]
 	// A code that cannot be one we issued is just as unknown as a well-formed miss.
 	err = errUnknownInvite
 	var coach domain.CoachRef
