@@ -48,6 +48,25 @@ func newTunedHarness(t *testing.T, hasher *auth.Hasher, sessionCheck time.Durati
 	return &harness{t: t, app: app, store: store, tokens: tokens, clock: clk, ip: "0.0.0.0", hub: hub, logs: logs}
 }
 
+// burst runs fn(0) … fn(n-1) at the same moment, each in its own goroutine,
+// and returns their results in order.
+func burst[T any](n int, fn func(i int) T) []T {
+	out := make([]T, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range out {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			out[i] = fn(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return out
+}
+
 func login(h *harness, email, password string) response {
 	h.t.Helper()
 	return h.post("/v1/auth/login", "", map[string]any{"email": email, "password": password})
@@ -60,19 +79,7 @@ func TestConcurrentWrongPasswordsGetAtMostFive401s(t *testing.T) {
 	h := newHarness(t)
 	a := h.register("athlete")
 	const n = 30
-	statuses := make([]response, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range statuses {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			statuses[i] = login(h, a.Email, fmt.Sprintf("wrong password %d", i))
-		}()
-	}
-	close(start)
-	wg.Wait()
+	statuses := burst(n, func(i int) response { return login(h, a.Email, fmt.Sprintf("wrong password %d", i)) })
 	count := map[int]int{}
 	for _, r := range statuses {
 		count[r.Status]++
@@ -121,19 +128,9 @@ func TestConcurrentInviteGuessesAreCounted(t *testing.T) {
 	h := newHarness(t)
 	athlete := h.register("athlete")
 	const n = 30
-	statuses := make([]int, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range statuses {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			statuses[i] = h.post("/v1/athlete/coach-links", athlete.Access, map[string]any{"code": fmt.Sprintf("ZZZZZZ%02d", i+20)}).Status
-		}()
-	}
-	close(start)
-	wg.Wait()
+	statuses := burst(n, func(i int) int {
+		return h.post("/v1/athlete/coach-links", athlete.Access, map[string]any{"code": fmt.Sprintf("ZZZZZZ%02d", i+20)}).Status
+	})
 	count := map[int]int{}
 	for _, s := range statuses {
 		count[s]++
@@ -387,22 +384,13 @@ func TestRefreshRetryInGraceGetsTheSameSuccessor(t *testing.T) {
 
 	// Two refreshes of one token at once (a phone retrying on a slow network).
 	tok, family := newSession(t, h, a.ID)
-	got := make([]string, 8)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range got {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			r := h.post("/v1/auth/refresh", "", map[string]any{"refresh_token": tok})
-			if r.Status == 200 {
-				got[i] = r.json(t)["refresh_token"].(string)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
+	got := burst(8, func(int) string {
+		r := h.post("/v1/auth/refresh", "", map[string]any{"refresh_token": tok})
+		if r.Status != 200 {
+			return ""
+		}
+		return r.json(t)["refresh_token"].(string)
+	})
 	for _, g := range got {
 		if g == "" || g != got[0] {
 			t.Fatalf("concurrent refreshes of one token got %q", got)

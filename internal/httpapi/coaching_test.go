@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -376,19 +375,9 @@ func TestConcurrentClaimsOfOneCode(t *testing.T) {
 	}
 	code := h.invite(coach)
 
-	start := make(chan struct{})
-	statuses := make([]int, racers)
-	var wg sync.WaitGroup
-	for i, a := range athletes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			statuses[i] = h.post("/v1/athlete/coach-links", a.Access, map[string]any{"code": code}).Status
-		}()
-	}
-	close(start)
-	wg.Wait()
+	statuses := burst(racers, func(i int) int {
+		return h.post("/v1/athlete/coach-links", athletes[i].Access, map[string]any{"code": code}).Status
+	})
 
 	wins := 0
 	for _, s := range statuses {
