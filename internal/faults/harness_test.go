@@ -569,6 +569,30 @@ type sentEvent struct {
 
 // phone sends rep phases in order, remembers them, and resends those not
 // acknowledged, as the apps do.
+// stream has every phone send its next phase at each tick, until the returned
+// stop is called (which waits for them).
+func stream(phones []*phone, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, p := range phones {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+					p.sendNext()
+				}
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }
+}
+
 type phone struct {
 	setID string
 	tr    *tracker

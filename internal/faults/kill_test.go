@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -63,27 +62,9 @@ func TestServerSIGKILLedMidSet(t *testing.T) {
 	}
 
 	// Stream phases at 40 a second per phone, and SIGKILL the server mid-stream.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, p := range phones {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(25 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					p.sendNext()
-				}
-			}
-		}()
-	}
+	stopStreaming := stream(phones, 25*time.Millisecond)
 	time.Sleep(1500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	stopStreaming()
 	// A burst (a phone back from a dead spot sends its queue), and the kill
 	// right behind it: events in flight, applied and not yet committed.
 	parallel(nSets, nSets, func(i int) {

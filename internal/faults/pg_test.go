@@ -164,24 +164,7 @@ func TestPostgresRestartedAndCutMidCommit(t *testing.T) {
 		phones[i] = p
 	}
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, p := range phones {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(30 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					p.sendNext()
-				}
-			}
-		}()
-	}
+	stopStreaming := stream(phones, 30*time.Millisecond)
 	time.Sleep(time.Second)
 	cuts := 0
 	for range 3 {
@@ -211,8 +194,7 @@ func TestPostgresRestartedAndCutMidCommit(t *testing.T) {
 		outages = append(outages, outage{o.mode, down, up, time.Now()})
 		time.Sleep(1500 * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
+	stopStreaming()
 	stopped := time.Now()
 
 	// Everything resumes by itself. The phones resend what is still not
