@@ -402,8 +402,8 @@ func (a *API) handleListAudit(c *fiber.Ctx) error {
 		return err
 	}
 	f := postgres.AuditFilter{Entity: c.Query("entity"), Limit: page.Limit + 1}
-	if f.Entity != "" && f.Entity != "cue" && f.Entity != "mistake" {
-		return domain.Invalid("entity", "entity must be cue or mistake")
+	if f.Entity != "" && f.Entity != "cue" && f.Entity != "mistake" && f.Entity != "variation" {
+		return domain.Invalid("entity", "entity must be cue, mistake or variation")
 	}
 	if id, ok, err := uuidQuery(c, "entity_id"); err != nil {
 		return err
