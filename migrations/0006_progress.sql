@@ -56,21 +56,25 @@ CREATE TABLE ended_set_reps (
 
 -- One row per cue frame pushed during an ended set (coach cues, mistake flags
 -- and the timer's own "no pause at top" fix). next_rep is the rep that was the
--- next to reach top after the cue (the rep count at the push, plus one).
--- Receipts are NOT copied: a phone may acknowledge after the end, so they are
--- read from set_events (index below).
+-- next to reach top after the cue (the rep count at the push, plus one), and
+-- next_rep_hold_met its hold_met (null when no rep followed): a copy of
+-- ended_set_reps, kept because the rep never changes and cue effectiveness
+-- would otherwise join every cue to its rep. acknowledged copies the cue.ack
+-- events: set at the end from the replay, and set by any receipt stored later
+-- in the same transaction as that receipt (postgres.queueLateAcks).
 CREATE TABLE ended_set_cues (
-    set_id     uuid NOT NULL REFERENCES ended_sets (set_id),
-    seq        bigint NOT NULL,
-    athlete_id uuid NOT NULL REFERENCES users (id),
-    at         timestamptz NOT NULL,
-    cue_id     uuid,
-    text       text NOT NULL,
-    source     text NOT NULL,
-    mistake_id uuid,
-    next_rep   int NOT NULL,
+    set_id            uuid NOT NULL REFERENCES ended_sets (set_id),
+    seq               bigint NOT NULL,
+    athlete_id        uuid NOT NULL REFERENCES users (id),
+    at                timestamptz NOT NULL,
+    cue_id            uuid,
+    text              text NOT NULL,
+    source            text NOT NULL,
+    mistake_id        uuid,
+    next_rep          int NOT NULL,
+    next_rep_hold_met boolean,
+    acknowledged      boolean NOT NULL DEFAULT false,
     PRIMARY KEY (set_id, seq)
 );
-CREATE INDEX ended_set_cues_by_time ON ended_set_cues (athlete_id, at);
-
-CREATE INDEX set_events_cue_acks ON set_events (set_id, cue_seq) WHERE type = 'cue.ack';
+CREATE INDEX ended_set_cues_by_time ON ended_set_cues (athlete_id, at)
+    INCLUDE (text, seq, cue_id, source, acknowledged, next_rep_hold_met);

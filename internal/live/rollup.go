@@ -55,12 +55,25 @@ func Rollup(set domain.Set, b book, events []postgres.SetEvent, endedAt time.Tim
 					c.MistakeID = mistakeOf(e, b)
 				}
 				r.Cues = append(r.Cues, c)
+			case reptimer.CueAckPayload:
+				for i := range r.Cues {
+					if r.Cues[i].Seq == p.CueSeq {
+						r.Cues[i].Acknowledged = true
+					}
+				}
 			}
 		}
 	}
 	r.Day = progress.Day(firstRep, time.Time(set.StartedAt))
+	met := map[int]bool{}
 	for _, f := range st.Reps() {
 		r.Reps = append(r.Reps, postgres.RolledRep{N: f.N, ConcentricMS: f.ConcentricMS, HoldMS: f.HoldMS, EccentricMS: f.EccentricMS, HoldMet: f.HoldMet})
+		met[f.N] = f.HoldMet
+	}
+	for i, c := range r.Cues {
+		if m, ok := met[c.NextRep]; ok {
+			r.Cues[i].NextRepHoldMet = &m
+		}
 	}
 	return r
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,6 +43,99 @@ func checkSide(ctx context.Context, tx pgx.Tx, setID uuid.UUID, side string) err
 	return nil
 }
 
+// The progress queries, by name: the methods below run them, and Explain shows
+// their plans (docs/progress-queries.md).
+const (
+	sqlProgressSets = `
+		WITH cur AS (
+			SELECT a.athlete_id, x.id AS exercise_id, l.variation_id
+			FROM unnest($1::uuid[]) AS a (athlete_id)
+			CROSS JOIN exercises x
+			CROSS JOIN LATERAL (
+				SELECT es.variation_id FROM ended_sets es
+				WHERE es.athlete_id = a.athlete_id AND es.exercise_id = x.id
+				ORDER BY es.ended_at DESC LIMIT 1) l
+			WHERE $2::uuid IS NULL OR x.id = $2
+		), since AS (
+			SELECT cur.*, (SELECT min(d.day) FROM (
+				SELECT DISTINCT es.day FROM ended_sets es
+				WHERE es.athlete_id = cur.athlete_id AND es.variation_id = cur.variation_id
+				ORDER BY es.day DESC LIMIT $3) d) AS first_day
+			FROM cur
+		)
+		SELECT since.athlete_id, since.exercise_id, es.set_id, v.slug, es.day, es.ended_at, es.load_kg::float8,
+		       coalesce(es.side, ''), es.holds_met
+		FROM since
+		JOIN ended_sets es ON es.athlete_id = since.athlete_id AND es.variation_id = since.variation_id AND es.day >= since.first_day
+		JOIN variations v ON v.id = es.variation_id`
+	sqlSideFigures = `
+		SELECT side, sum(reps)::int, sum(holds_met)::int FROM ended_sets
+		WHERE athlete_id = $1 AND variation_id = $2 AND day BETWEEN $3 AND $4 AND side IS NOT NULL
+		GROUP BY side`
+	sqlBaseline = `
+		SELECT coalesce(sum(reps), 0)::int, coalesce(sum(holds_met), 0)::int FROM ended_sets
+		WHERE athlete_id = ANY($1) AND day BETWEEN $2 AND $3`
+	sqlCueGroups = `
+		SELECT (array_agg(c.cue_id ORDER BY c.at DESC, c.seq DESC))[1], c.text,
+		       (array_agg(c.source ORDER BY c.at DESC, c.seq DESC))[1],
+		       count(*)::int, count(*) FILTER (WHERE c.acknowledged)::int,
+		       count(c.next_rep_hold_met)::int, count(*) FILTER (WHERE c.next_rep_hold_met)::int
+		FROM ended_set_cues c
+		WHERE c.athlete_id = ANY($1) AND c.at >= $2 AND c.at < $3
+		GROUP BY c.text ORDER BY count(*) DESC, c.text`
+	sqlOverview = `
+		SELECT u.id, u.display_name,
+		       (SELECT s.id FROM sets s WHERE s.athlete_id = u.id AND s.status = 'live' LIMIT 1),
+		       (SELECT max(es.day) FROM ended_sets es WHERE es.athlete_id = u.id),
+		       coalesce(f.sets7, 0), coalesce(f.reps7, 0), coalesce(f.held7, 0), coalesce(f.reps14, 0), coalesce(f.held14, 0)
+		FROM coach_links l JOIN users u ON u.id = l.athlete_id
+		LEFT JOIN LATERAL (
+			SELECT count(*) FILTER (WHERE es.day >= $3)::int AS sets7,
+			       sum(es.reps) FILTER (WHERE es.day >= $3)::int AS reps7,
+			       sum(es.holds_met) FILTER (WHERE es.day >= $3)::int AS held7,
+			       sum(es.reps) FILTER (WHERE es.day < $3)::int AS reps14,
+			       sum(es.holds_met) FILTER (WHERE es.day < $3)::int AS held14
+			FROM ended_sets es WHERE es.athlete_id = u.id AND es.day BETWEEN $2 AND $4) f ON true
+		WHERE l.coach_id = $1 AND u.disabled_at IS NULL`
+	sqlCSV = `
+		SELECT es.set_id, es.day, v.slug, es.side, es.load_kg::float8, r.n, r.concentric_ms, r.hold_ms, r.eccentric_ms, r.hold_met
+		FROM ended_sets es JOIN sets s ON s.id = es.set_id JOIN variations v ON v.id = es.variation_id
+		JOIN ended_set_reps r ON r.set_id = es.set_id
+		WHERE es.athlete_id = $1 AND es.day BETWEEN $2 AND $3
+		ORDER BY s.started_at, s.id, r.n`
+	insightScope   = `es.athlete_id = $1 AND es.day BETWEEN $2 AND $3 AND ($4::uuid IS NULL OR es.exercise_id = $4)`
+	sqlInsightSets = `
+		SELECT date_trunc('week', es.day)::date, count(*)::int, sum(es.reps)::int, sum(es.holds_met)::int,
+		       sum(es.load_kg * es.reps)::float8,
+		       max(es.load_kg * (1 + es.reps / 30.0)) FILTER (WHERE es.load_kg > 0)::float8
+		FROM ended_sets es WHERE ` + insightScope + ` GROUP BY 1`
+	sqlInsightTempo = `
+		SELECT date_trunc('week', es.day)::date, coalesce(sum(r.concentric_ms), 0)::int8, count(r.concentric_ms)::int8,
+		       coalesce(sum(r.eccentric_ms), 0)::int8, count(r.eccentric_ms)::int8
+		FROM ended_sets es JOIN ended_set_reps r ON r.set_id = es.set_id WHERE ` + insightScope + ` GROUP BY 1`
+	sqlInsightMistakes = `
+		SELECT date_trunc('week', es.day)::date, m.id, m.name, count(*)::int
+		FROM ended_sets es JOIN ended_set_cues c ON c.set_id = es.set_id JOIN mistakes m ON m.id = c.mistake_id
+		WHERE ` + insightScope + ` GROUP BY 1, 2, 3 ORDER BY 1, 4 DESC, 3, 2`
+)
+
+// ProgressQueries are the names of the progress queries, for Explain.
+var ProgressQueries = map[string]string{
+	"progress_sets": sqlProgressSets, "side_figures": sqlSideFigures, "baseline": sqlBaseline,
+	"cue_groups": sqlCueGroups, "overview": sqlOverview, "csv": sqlCSV,
+	"insight_sets": sqlInsightSets, "insight_tempo": sqlInsightTempo, "insight_mistakes": sqlInsightMistakes,
+}
+
+// Explain runs EXPLAIN (ANALYZE, BUFFERS) on a named progress query.
+func (s *Store) Explain(ctx context.Context, name string, args ...any) (string, error) {
+	rows, err := s.pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "+ProgressQueries[name], args...)
+	if err != nil {
+		return "", err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(lines, "\n"), err
+}
+
 // SetRollup is what an ended set adds up to for the progress queries.
 type SetRollup struct {
 	SetID, AthleteID, ExerciseID, VariationID uuid.UUID
@@ -69,6 +163,9 @@ type RolledCue struct {
 	Source    string
 	MistakeID *uuid.UUID
 	NextRep   int
+	// NextRepHoldMet is the hold_met of rep NextRep; nil when no rep followed.
+	NextRepHoldMet *bool
+	Acknowledged   bool
 }
 
 // queueRollup adds the inserts of an ended set's figures to a batch. They are
@@ -101,13 +198,27 @@ func queueRollup(b *pgx.Batch, r *SetRollup) {
 	seq, at := make([]int64, len(r.Cues)), make([]time.Time, len(r.Cues))
 	cueID, mistakeID := make([]*uuid.UUID, len(r.Cues)), make([]*uuid.UUID, len(r.Cues))
 	text, source, next := make([]string, len(r.Cues)), make([]string, len(r.Cues)), make([]int32, len(r.Cues))
+	nextMet, acked := make([]*bool, len(r.Cues)), make([]bool, len(r.Cues))
 	for i, c := range r.Cues {
 		seq[i], at[i], cueID[i], mistakeID[i], text[i], source[i], next[i] = c.Seq, c.At, c.CueID, c.MistakeID, c.Text, c.Source, int32(c.NextRep)
+		nextMet[i], acked[i] = c.NextRepHoldMet, c.Acknowledged
 	}
 	b.Queue(`
-		INSERT INTO ended_set_cues (set_id, athlete_id, seq, at, cue_id, text, source, mistake_id, next_rep)
-		SELECT $1, $2, * FROM unnest($3::bigint[], $4::timestamptz[], $5::uuid[], $6::text[], $7::text[], $8::uuid[], $9::int[])
-		ON CONFLICT (set_id, seq) DO NOTHING`, r.SetID, r.AthleteID, seq, at, cueID, text, source, mistakeID, next)
+		INSERT INTO ended_set_cues (set_id, athlete_id, seq, at, cue_id, text, source, mistake_id, next_rep, next_rep_hold_met, acknowledged)
+		SELECT $1, $2, * FROM unnest($3::bigint[], $4::timestamptz[], $5::uuid[], $6::text[], $7::text[], $8::uuid[], $9::int[], $10::bool[], $11::bool[])
+		ON CONFLICT (set_id, seq) DO NOTHING`, r.SetID, r.AthleteID, seq, at, cueID, text, source, mistakeID, next, nextMet, acked)
+}
+
+// queueLateAcks marks the cues of ended sets acknowledged by receipts in a
+// batch. It is queued after the endings of the batch, so a receipt stored
+// with (or after) its set's ending is never lost; on a live set it changes
+// nothing (no rows yet: the replay at the end counts the receipt).
+func queueLateAcks(b *pgx.Batch, events []SetEvent) {
+	for _, e := range events {
+		if e.Type == "cue.ack" && e.CueSeq > 0 {
+			b.Queue(`UPDATE ended_set_cues SET acknowledged = true WHERE set_id = $1 AND seq = $2 AND NOT acknowledged`, e.SetID, e.CueSeq)
+		}
+	}
 }
 
 func i32(p *int) *int32 {
@@ -220,28 +331,7 @@ type ProgressSet struct {
 // (the variation of the latest ended set) on its latest three training days —
 // enough to judge readiness (the latest day) and a run of three incomplete days.
 func (s *Store) ProgressSets(ctx context.Context, athletes []uuid.UUID, exerciseID *uuid.UUID) ([]ProgressSet, error) {
-	rows, err := s.pool.Query(ctx, `
-		WITH cur AS (
-			SELECT a.athlete_id, x.id AS exercise_id, l.variation_id
-			FROM unnest($1::uuid[]) AS a (athlete_id)
-			CROSS JOIN exercises x
-			CROSS JOIN LATERAL (
-				SELECT es.variation_id FROM ended_sets es
-				WHERE es.athlete_id = a.athlete_id AND es.exercise_id = x.id
-				ORDER BY es.ended_at DESC LIMIT 1) l
-			WHERE $2::uuid IS NULL OR x.id = $2
-		), since AS (
-			SELECT cur.*, (SELECT min(d.day) FROM (
-				SELECT DISTINCT es.day FROM ended_sets es
-				WHERE es.athlete_id = cur.athlete_id AND es.variation_id = cur.variation_id
-				ORDER BY es.day DESC LIMIT $3) d) AS first_day
-			FROM cur
-		)
-		SELECT since.athlete_id, since.exercise_id, es.set_id, v.slug, es.day, es.ended_at, es.load_kg::float8,
-		       coalesce(es.side, ''), es.holds_met
-		FROM since
-		JOIN ended_sets es ON es.athlete_id = since.athlete_id AND es.variation_id = since.variation_id AND es.day >= since.first_day
-		JOIN variations v ON v.id = es.variation_id`, athletes, exerciseID, progress.DeloadAfter)
+	rows, err := s.pool.Query(ctx, sqlProgressSets, athletes, exerciseID, progress.DeloadAfter)
 	if err != nil {
 		return nil, translate(err, "set")
 	}
@@ -258,10 +348,7 @@ func (s *Store) ProgressSets(ctx context.Context, athletes []uuid.UUID, exercise
 // SideFigures sums the reps and holds met per side of one variation's ended sets
 // over days from–to.
 func (s *Store) SideFigures(ctx context.Context, athleteID, variationID uuid.UUID, from, to domain.Date) (left, right progress.SideFigures, err error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT side, sum(reps)::int, sum(holds_met)::int FROM ended_sets
-		WHERE athlete_id = $1 AND variation_id = $2 AND day BETWEEN $3 AND $4 AND side IS NOT NULL
-		GROUP BY side`, athleteID, variationID, from.Time(), to.Time())
+	rows, err := s.pool.Query(ctx, sqlSideFigures, athleteID, variationID, from.Time(), to.Time())
 	if err != nil {
 		return left, right, translate(err, "set")
 	}
@@ -365,12 +452,7 @@ func (s *Store) Insights(ctx context.Context, athleteID uuid.UUID, exerciseID *u
 		return out[d]
 	}
 	args := []any{athleteID, from.Time(), to.Time(), exerciseID}
-	const scope = `es.athlete_id = $1 AND es.day BETWEEN $2 AND $3 AND ($4::uuid IS NULL OR es.exercise_id = $4)`
-	rows, err := s.pool.Query(ctx, `
-		SELECT date_trunc('week', es.day)::date, count(*)::int, sum(es.reps)::int, sum(es.holds_met)::int,
-		       sum(es.load_kg * es.reps)::float8,
-		       max(es.load_kg * (1 + es.reps / 30.0)) FILTER (WHERE es.load_kg > 0)::float8
-		FROM ended_sets es WHERE `+scope+` GROUP BY 1`, args...)
+	rows, err := s.pool.Query(ctx, sqlInsightSets, args...)
 	if err != nil {
 		return nil, translate(err, "set")
 	}
@@ -388,10 +470,7 @@ func (s *Store) Insights(ctx context.Context, athleteID uuid.UUID, exerciseID *u
 	if err := rows.Err(); err != nil {
 		return nil, translate(err, "set")
 	}
-	rows, err = s.pool.Query(ctx, `
-		SELECT date_trunc('week', es.day)::date, coalesce(sum(r.concentric_ms), 0)::int8, count(r.concentric_ms)::int8,
-		       coalesce(sum(r.eccentric_ms), 0)::int8, count(r.eccentric_ms)::int8
-		FROM ended_sets es JOIN ended_set_reps r ON r.set_id = es.set_id WHERE `+scope+` GROUP BY 1`, args...)
+	rows, err = s.pool.Query(ctx, sqlInsightTempo, args...)
 	if err != nil {
 		return nil, translate(err, "set")
 	}
@@ -408,10 +487,7 @@ func (s *Store) Insights(ctx context.Context, athleteID uuid.UUID, exerciseID *u
 	if err := rows.Err(); err != nil {
 		return nil, translate(err, "set")
 	}
-	rows, err = s.pool.Query(ctx, `
-		SELECT date_trunc('week', es.day)::date, m.id, m.name, count(*)::int
-		FROM ended_sets es JOIN ended_set_cues c ON c.set_id = es.set_id JOIN mistakes m ON m.id = c.mistake_id
-		WHERE `+scope+` GROUP BY 1, 2, 3 ORDER BY 1, 4 DESC, 3, 2`, args...)
+	rows, err = s.pool.Query(ctx, sqlInsightMistakes, args...)
 	if err != nil {
 		return nil, translate(err, "set")
 	}
@@ -442,22 +518,11 @@ type CueGroup struct {
 // set of the athletes whose day is in fromDay–toDay.
 func (s *Store) CueEffectiveness(ctx context.Context, athletes []uuid.UUID, fromDay, toDay domain.Date) ([]CueGroup, progress.SideFigures, error) {
 	var base progress.SideFigures
-	err := s.pool.QueryRow(ctx, `
-		SELECT coalesce(sum(reps), 0)::int, coalesce(sum(holds_met), 0)::int FROM ended_sets
-		WHERE athlete_id = ANY($1) AND day BETWEEN $2 AND $3`, athletes, fromDay.Time(), toDay.Time()).Scan(&base.Reps, &base.HoldsMet)
+	err := s.pool.QueryRow(ctx, sqlBaseline, athletes, fromDay.Time(), toDay.Time()).Scan(&base.Reps, &base.HoldsMet)
 	if err != nil {
 		return nil, base, translate(err, "set")
 	}
-	rows, err := s.pool.Query(ctx, `
-		SELECT (array_agg(c.cue_id ORDER BY c.at DESC, c.seq DESC))[1], c.text,
-		       (array_agg(c.source ORDER BY c.at DESC, c.seq DESC))[1],
-		       count(*)::int,
-		       count(*) FILTER (WHERE EXISTS (
-		           SELECT 1 FROM set_events e WHERE e.set_id = c.set_id AND e.type = 'cue.ack' AND e.cue_seq = c.seq))::int,
-		       count(r.hold_met)::int, count(*) FILTER (WHERE r.hold_met)::int
-		FROM ended_set_cues c LEFT JOIN ended_set_reps r ON r.set_id = c.set_id AND r.n = c.next_rep
-		WHERE c.athlete_id = ANY($1) AND c.at >= $2 AND c.at < $3
-		GROUP BY c.text ORDER BY count(*) DESC, c.text`, athletes, fromDay.Time(), toDay.AddDate(0, 0, 1).Time())
+	rows, err := s.pool.Query(ctx, sqlCueGroups, athletes, fromDay.Time(), toDay.AddDate(0, 0, 1).Time())
 	if err != nil {
 		return nil, base, translate(err, "cue")
 	}
@@ -482,20 +547,7 @@ type OverviewRow struct {
 // Overview lists a coach's linked athletes with their figures of the 14 days
 // ending today.
 func (s *Store) Overview(ctx context.Context, coachID uuid.UUID, today domain.Date) ([]OverviewRow, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT u.id, u.display_name,
-		       (SELECT s.id FROM sets s WHERE s.athlete_id = u.id AND s.status = 'live' LIMIT 1),
-		       (SELECT max(es.day) FROM ended_sets es WHERE es.athlete_id = u.id),
-		       coalesce(f.sets7, 0), coalesce(f.reps7, 0), coalesce(f.held7, 0), coalesce(f.reps14, 0), coalesce(f.held14, 0)
-		FROM coach_links l JOIN users u ON u.id = l.athlete_id
-		LEFT JOIN LATERAL (
-			SELECT count(*) FILTER (WHERE es.day >= $3)::int AS sets7,
-			       sum(es.reps) FILTER (WHERE es.day >= $3)::int AS reps7,
-			       sum(es.holds_met) FILTER (WHERE es.day >= $3)::int AS held7,
-			       sum(es.reps) FILTER (WHERE es.day < $3)::int AS reps14,
-			       sum(es.holds_met) FILTER (WHERE es.day < $3)::int AS held14
-			FROM ended_sets es WHERE es.athlete_id = u.id AND es.day BETWEEN $2 AND $4) f ON true
-		WHERE l.coach_id = $1 AND u.disabled_at IS NULL`,
+	rows, err := s.pool.Query(ctx, sqlOverview,
 		coachID, today.AddDate(0, 0, -13).Time(), today.AddDate(0, 0, -6).Time(), today.Time())
 	if err != nil {
 		return nil, translate(err, "athlete")
@@ -532,12 +584,7 @@ type CSVRow struct {
 // EachRepCSV calls fn for every rep of an athlete's ended sets with a day in
 // from–to, ordered by the set's start, then rep.
 func (s *Store) EachRepCSV(ctx context.Context, athleteID uuid.UUID, from, to domain.Date, fn func(CSVRow) error) error {
-	rows, err := s.pool.Query(ctx, `
-		SELECT es.set_id, es.day, v.slug, es.side, es.load_kg::float8, r.n, r.concentric_ms, r.hold_ms, r.eccentric_ms, r.hold_met
-		FROM ended_sets es JOIN sets s ON s.id = es.set_id JOIN variations v ON v.id = es.variation_id
-		JOIN ended_set_reps r ON r.set_id = es.set_id
-		WHERE es.athlete_id = $1 AND es.day BETWEEN $2 AND $3
-		ORDER BY s.started_at, s.id, r.n`, athleteID, from.Time(), to.Time())
+	rows, err := s.pool.Query(ctx, sqlCSV, athleteID, from.Time(), to.Time())
 	if err != nil {
 		return translate(err, "set")
 	}

@@ -207,6 +207,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []S
 				end.SetID, end.EndedAt, summary)
 			queueRollup(b, end.Rollup) // progress.go: the ended set's figures, in the same transaction
 		}
+		queueLateAcks(b, events) // progress.go: receipts that reach an ended set
 		return tx.SendBatch(ctx, b).Close()
 	}), "event")
 }
