@@ -21,7 +21,8 @@ UPDATE variations SET load_step_kg = 2.5 WHERE slug IN ('barbell-hip-thrust', 'b
 -- does that for one set). The progress queries read thousands of sets at once,
 -- so the figures of an ENDED set (which never change again) are written once, in
 -- the transaction that ends it, by the owner that already holds them. The
--- columns copied from sets (athlete, variation, load, side, ended_at) never
+-- columns copied from sets (athlete, variation, load, side, started_at,
+-- ended_at) never
 -- change after the end either, so the copies cannot drift; they are here so
 -- that the queries are index-only. reps/holds_met are the same figures as in
 -- sets.summary, typed, so that "qualifying" is a column and not a JSON lookup.
@@ -31,6 +32,7 @@ CREATE TABLE ended_sets (
     exercise_id  uuid NOT NULL REFERENCES exercises (id),
     variation_id uuid NOT NULL REFERENCES variations (id),
     day          date NOT NULL,          -- UTC date of the first rep event, else of started_at
+    started_at   timestamptz NOT NULL,   -- the CSV's order
     ended_at     timestamptz NOT NULL,
     load_kg      numeric(6, 2) NOT NULL,
     side         text,

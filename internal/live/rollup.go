@@ -27,7 +27,7 @@ import (
 // that ended before the figures were stored.
 func Rollup(set domain.Set, b book, events []postgres.SetEvent, endedAt time.Time) postgres.SetRollup {
 	r := postgres.SetRollup{SetID: set.ID, AthleteID: set.AthleteID, ExerciseID: set.ExerciseID,
-		VariationID: set.VariationID, EndedAt: endedAt, LoadKG: set.LoadKG, Side: set.Side}
+		VariationID: set.VariationID, StartedAt: time.Time(set.StartedAt), EndedAt: endedAt, LoadKG: set.LoadKG, Side: set.Side}
 	var firstRep *time.Time
 	st := reptimer.New(reptimer.Config{PauseHoldMS: set.PauseHoldMS, Library: b.library}, time.Time(set.StartedAt))
 	rep := 0 // lockouts reached, from the latest state frame

@@ -75,14 +75,22 @@ const (
 	sqlBaseline = `
 		SELECT coalesce(sum(reps), 0)::int, coalesce(sum(holds_met), 0)::int FROM ended_sets
 		WHERE athlete_id = ANY($1) AND day BETWEEN $2 AND $3`
+	// The counts hash-aggregate by text; the group's latest cue (for cue_id and
+	// source) is then one index probe per group at its latest instant.
 	sqlCueGroups = `
-		SELECT (array_agg(c.cue_id ORDER BY c.at DESC, c.seq DESC))[1], c.text,
-		       (array_agg(c.source ORDER BY c.at DESC, c.seq DESC))[1],
-		       count(*)::int, count(*) FILTER (WHERE c.acknowledged)::int,
-		       count(c.next_rep_hold_met)::int, count(*) FILTER (WHERE c.next_rep_hold_met)::int
-		FROM ended_set_cues c
-		WHERE c.athlete_id = ANY($1) AND c.at >= $2 AND c.at < $3
-		GROUP BY c.text ORDER BY count(*) DESC, c.text`
+		WITH g AS (
+			SELECT c.text, count(*)::int AS sent, count(*) FILTER (WHERE c.acknowledged)::int AS acked,
+			       count(c.next_rep_hold_met)::int AS followed, count(*) FILTER (WHERE c.next_rep_hold_met)::int AS held,
+			       max(c.at) AS last_at
+			FROM ended_set_cues c
+			WHERE c.athlete_id = ANY($1) AND c.at >= $2 AND c.at < $3
+			GROUP BY c.text)
+		SELECT l.cue_id, g.text, l.source, g.sent, g.acked, g.followed, g.held
+		FROM g CROSS JOIN LATERAL (
+			SELECT c.cue_id, c.source FROM ended_set_cues c
+			WHERE c.athlete_id = ANY($1) AND c.at = g.last_at AND c.text = g.text
+			ORDER BY c.seq DESC LIMIT 1) l
+		ORDER BY g.sent DESC, g.text`
 	sqlOverview = `
 		SELECT u.id, u.display_name,
 		       (SELECT s.id FROM sets s WHERE s.athlete_id = u.id AND s.status = 'live' LIMIT 1),
@@ -99,10 +107,10 @@ const (
 		WHERE l.coach_id = $1 AND u.disabled_at IS NULL`
 	sqlCSV = `
 		SELECT es.set_id, es.day, v.slug, es.side, es.load_kg::float8, r.n, r.concentric_ms, r.hold_ms, r.eccentric_ms, r.hold_met
-		FROM ended_sets es JOIN sets s ON s.id = es.set_id JOIN variations v ON v.id = es.variation_id
+		FROM ended_sets es JOIN variations v ON v.id = es.variation_id
 		JOIN ended_set_reps r ON r.set_id = es.set_id
 		WHERE es.athlete_id = $1 AND es.day BETWEEN $2 AND $3
-		ORDER BY s.started_at, s.id, r.n`
+		ORDER BY es.started_at, es.set_id, r.n`
 	insightScope   = `es.athlete_id = $1 AND es.day BETWEEN $2 AND $3 AND ($4::uuid IS NULL OR es.exercise_id = $4)`
 	sqlInsightSets = `
 		SELECT date_trunc('week', es.day)::date, count(*)::int, sum(es.reps)::int, sum(es.holds_met)::int,
@@ -140,7 +148,7 @@ func (s *Store) Explain(ctx context.Context, name string, args ...any) (string, 
 type SetRollup struct {
 	SetID, AthleteID, ExerciseID, VariationID uuid.UUID
 	Day                                       domain.Date
-	EndedAt                                   time.Time
+	StartedAt, EndedAt                        time.Time
 	LoadKG                                    float64
 	Side                                      *string
 	Reps                                      []RolledRep
@@ -185,9 +193,9 @@ func queueRollup(b *pgx.Batch, r *SetRollup) {
 		}
 	}
 	b.Queue(`
-		INSERT INTO ended_sets (set_id, athlete_id, exercise_id, variation_id, day, ended_at, load_kg, side, reps, holds_met)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (set_id) DO NOTHING`,
-		r.SetID, r.AthleteID, r.ExerciseID, r.VariationID, r.Day.Time(), r.EndedAt, r.LoadKG, r.Side, len(r.Reps), held)
+		INSERT INTO ended_sets (set_id, athlete_id, exercise_id, variation_id, day, started_at, ended_at, load_kg, side, reps, holds_met)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (set_id) DO NOTHING`,
+		r.SetID, r.AthleteID, r.ExerciseID, r.VariationID, r.Day.Time(), r.StartedAt, r.EndedAt, r.LoadKG, r.Side, len(r.Reps), held)
 	b.Queue(`
 		INSERT INTO ended_set_reps (set_id, n, concentric_ms, hold_ms, eccentric_ms, hold_met)
 		SELECT $1, * FROM unnest($2::int[], $3::int[], $4::int[], $5::int[], $6::bool[])

@@ -25,7 +25,7 @@ func TestRollupWithTheEndingAndLateReceipts(t *testing.T) {
 	now := time.Now()
 	met, hold := true, 1200
 	rollup := &postgres.SetRollup{SetID: set.ID, AthleteID: a.ID, ExerciseID: set.ExerciseID, VariationID: set.VariationID,
-		Day: domain.DateOf(now.UTC()), EndedAt: now, LoadKG: 60,
+		Day: domain.DateOf(now.UTC()), StartedAt: now, EndedAt: now, LoadKG: 60,
 		Reps: []postgres.RolledRep{{N: 1, HoldMS: &hold, HoldMet: true}, {N: 2, HoldMS: &hold, HoldMet: true}},
 		Cues: []postgres.RolledCue{
 			{Seq: 4, At: now, Text: "Ribs down", Source: "coach", NextRep: 2, NextRepHoldMet: &met},
