@@ -546,3 +546,22 @@ func TestProgressDayIsUTC(t *testing.T) {
 		t.Fatalf("day of the set: %v, want %s", rows, want)
 	}
 }
+
+// "No loaded set yet" looks at the rung's whole history, not only at the days
+// the load rule reads: three body-weight days after a loaded one still get a
+// next load.
+func TestProgressLoadedSetLongAgo(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	h := w.h
+	ath, co := w.accounts[athlete], w.accounts[coach]
+	today := h.clock.Now().UTC().Truncate(24 * time.Hour)
+	logSet(t, h, ath.Access, loggedSet{variation: "dumbbell-hip-thrust", load: 12, at: today.AddDate(0, 0, -8).Add(9 * time.Hour), pause: 500, heldMS: held(3, 600)})
+	for back := 3; back >= 1; back-- {
+		logSet(t, h, ath.Access, loggedSet{variation: "dumbbell-hip-thrust", load: 0, at: today.AddDate(0, 0, -back).Add(9 * time.Hour), pause: 500, heldMS: held(3, 600)})
+	}
+	p := progression(t, h, co.Access, ath.ID)
+	if p.CurrentVariation != "dumbbell-hip-thrust" || p.NextLoad == nil || p.NextLoad.Action != "deload" || p.NextLoad.LoadKG != 0 {
+		t.Fatalf("next load after an old loaded day: %+v", p.NextLoad)
+	}
+}

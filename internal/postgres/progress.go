@@ -66,7 +66,12 @@ const (
 		SELECT since.athlete_id, since.exercise_id, es.set_id, v.slug, es.day, es.ended_at, es.load_kg::float8,
 		       coalesce(es.side, ''), es.holds_met
 		FROM since
-		JOIN ended_sets es ON es.athlete_id = since.athlete_id AND es.variation_id = since.variation_id AND es.day >= since.first_day
+		JOIN ended_sets es ON es.athlete_id = since.athlete_id AND es.variation_id = since.variation_id
+		     AND (es.day >= since.first_day OR es.day = (
+		         -- the latest loaded day, so that "no loaded set yet" is judged on
+		         -- the whole history; an older day never changes the rules' answer
+		         SELECT max(l.day) FROM ended_sets l
+		         WHERE l.athlete_id = since.athlete_id AND l.variation_id = since.variation_id AND l.load_kg > 0))
 		JOIN variations v ON v.id = es.variation_id`
 	sqlSideFigures = `
 		SELECT side, sum(reps)::int, sum(holds_met)::int FROM ended_sets
@@ -337,7 +342,8 @@ type ProgressSet struct {
 // ProgressSets returns, for each athlete and exercise (one, or all when
 // exerciseID is nil), the ended sets the rules need: those of the current rung
 // (the variation of the latest ended set) on its latest three training days —
-// enough to judge readiness (the latest day) and a run of three incomplete days.
+// enough to judge readiness (the latest day) and a run of three incomplete days
+// — and on its latest day with a loaded set.
 func (s *Store) ProgressSets(ctx context.Context, athletes []uuid.UUID, exerciseID *uuid.UUID) ([]ProgressSet, error) {
 	rows, err := s.pool.Query(ctx, sqlProgressSets, athletes, exerciseID, progress.DeloadAfter)
 	if err != nil {

@@ -295,3 +295,18 @@ func TestE1RMAndDeload(t *testing.T) {
 		}
 	}
 }
+
+// An older loaded day among the sets never changes the answer for the latest
+// days; it only tells that the rung has had a loaded set (ProgressSets adds it).
+func TestOlderLoadedDay(t *testing.T) {
+	t.Parallel()
+	recent := build(spec{dumbbell, "2026-11-18", 3, 0, 5, ""}, spec{dumbbell, "2026-11-19", 3, 0, 5, ""}, spec{dumbbell, "2026-11-20", 3, 0, 5, ""})
+	if res := Progress(ladder, recent, UnitsKG); res.NextLoad != nil {
+		t.Fatalf("no loaded set yet: %+v", res.NextLoad)
+	}
+	with := append(build(spec{dumbbell, "2026-11-01", 3, 12, 12, ""}), recent...)
+	res := Progress(ladder, with, UnitsKG)
+	if res.NextLoad == nil || res.NextLoad.Action != ActionDeload || res.NextLoad.LoadKG != 0 {
+		t.Fatalf("three incomplete days at 0 kg after a loaded day: %+v", res.NextLoad)
+	}
+}
