@@ -46,6 +46,10 @@ func checkSide(ctx context.Context, tx pgx.Tx, setID uuid.UUID, side string) err
 // The progress queries, by name: the methods below run them, and Explain shows
 // their plans (docs/progress-queries.md).
 const (
+	// bounds: per athlete and exercise, the current rung, the first of its
+	// latest three training days and its latest day with a loaded set (so that
+	// "no loaded set yet" is judged on the whole history; an older day never
+	// changes the rules' answer). Each branch below is then an index range scan.
 	sqlProgressSets = `
 		WITH cur AS (
 			SELECT a.athlete_id, x.id AS exercise_id, l.variation_id
@@ -56,23 +60,25 @@ const (
 				WHERE es.athlete_id = a.athlete_id AND es.exercise_id = x.id
 				ORDER BY es.ended_at DESC LIMIT 1) l
 			WHERE $2::uuid IS NULL OR x.id = $2
-		), since AS (
-			SELECT cur.*, (SELECT min(d.day) FROM (
-				SELECT DISTINCT es.day FROM ended_sets es
-				WHERE es.athlete_id = cur.athlete_id AND es.variation_id = cur.variation_id
-				ORDER BY es.day DESC LIMIT $3) d) AS first_day
+		), bounds AS MATERIALIZED (
+			SELECT cur.*,
+			       (SELECT min(d.day) FROM (
+			            SELECT DISTINCT es.day FROM ended_sets es
+			            WHERE es.athlete_id = cur.athlete_id AND es.variation_id = cur.variation_id
+			            ORDER BY es.day DESC LIMIT $3) d) AS first_day,
+			       (SELECT max(l.day) FROM ended_sets l
+			        WHERE l.athlete_id = cur.athlete_id AND l.variation_id = cur.variation_id AND l.load_kg > 0) AS loaded_day
 			FROM cur
+		), picked AS (
+			SELECT b.athlete_id, b.exercise_id, es.set_id, es.variation_id, es.day, es.ended_at, es.load_kg, es.side, es.holds_met FROM bounds b
+			JOIN ended_sets es ON es.athlete_id = b.athlete_id AND es.variation_id = b.variation_id AND es.day >= b.first_day
+			UNION ALL
+			SELECT b.athlete_id, b.exercise_id, es.set_id, es.variation_id, es.day, es.ended_at, es.load_kg, es.side, es.holds_met FROM bounds b
+			JOIN ended_sets es ON es.athlete_id = b.athlete_id AND es.variation_id = b.variation_id AND es.day = b.loaded_day
+			WHERE b.loaded_day < b.first_day
 		)
-		SELECT since.athlete_id, since.exercise_id, es.set_id, v.slug, es.day, es.ended_at, es.load_kg::float8,
-		       coalesce(es.side, ''), es.holds_met
-		FROM since
-		JOIN ended_sets es ON es.athlete_id = since.athlete_id AND es.variation_id = since.variation_id
-		     AND (es.day >= since.first_day OR es.day = (
-		         -- the latest loaded day, so that "no loaded set yet" is judged on
-		         -- the whole history; an older day never changes the rules' answer
-		         SELECT max(l.day) FROM ended_sets l
-		         WHERE l.athlete_id = since.athlete_id AND l.variation_id = since.variation_id AND l.load_kg > 0))
-		JOIN variations v ON v.id = es.variation_id`
+		SELECT p.athlete_id, p.exercise_id, p.set_id, v.slug, p.day, p.ended_at, p.load_kg::float8, coalesce(p.side, ''), p.holds_met
+		FROM picked p JOIN variations v ON v.id = p.variation_id`
 	sqlSideFigures = `
 		SELECT side, sum(reps)::int, sum(holds_met)::int FROM ended_sets
 		WHERE athlete_id = $1 AND variation_id = $2 AND day BETWEEN $3 AND $4 AND side IS NOT NULL
