@@ -49,7 +49,9 @@ const (
 	// bounds: per athlete and exercise, the current rung, the first of its
 	// latest three training days and its latest day with a loaded set (so that
 	// "no loaded set yet" is judged on the whole history; an older day never
-	// changes the rules' answer). Each branch below is then an index range scan.
+	// changes the rules' answer). Each branch below is then an index range scan
+	// per athlete (OFFSET 0 keeps the planner from flattening it into a hash
+	// join over the whole table, which it does when it cannot see the bounds).
 	sqlProgressSets = `
 		WITH cur AS (
 			SELECT a.athlete_id, x.id AS exercise_id, l.variation_id
@@ -70,11 +72,15 @@ const (
 			        WHERE l.athlete_id = cur.athlete_id AND l.variation_id = cur.variation_id AND l.load_kg > 0) AS loaded_day
 			FROM cur
 		), picked AS (
-			SELECT b.athlete_id, b.exercise_id, es.set_id, es.variation_id, es.day, es.ended_at, es.load_kg, es.side, es.holds_met FROM bounds b
-			JOIN ended_sets es ON es.athlete_id = b.athlete_id AND es.variation_id = b.variation_id AND es.day >= b.first_day
+			SELECT b.athlete_id, b.exercise_id, es.* FROM bounds b CROSS JOIN LATERAL (
+				SELECT es.set_id, es.variation_id, es.day, es.ended_at, es.load_kg, es.side, es.holds_met FROM ended_sets es
+				WHERE es.athlete_id = b.athlete_id AND es.variation_id = b.variation_id AND es.day >= b.first_day
+				OFFSET 0) es
 			UNION ALL
-			SELECT b.athlete_id, b.exercise_id, es.set_id, es.variation_id, es.day, es.ended_at, es.load_kg, es.side, es.holds_met FROM bounds b
-			JOIN ended_sets es ON es.athlete_id = b.athlete_id AND es.variation_id = b.variation_id AND es.day = b.loaded_day
+			SELECT b.athlete_id, b.exercise_id, es.* FROM bounds b CROSS JOIN LATERAL (
+				SELECT es.set_id, es.variation_id, es.day, es.ended_at, es.load_kg, es.side, es.holds_met FROM ended_sets es
+				WHERE es.athlete_id = b.athlete_id AND es.variation_id = b.variation_id AND es.day = b.loaded_day
+				OFFSET 0) es
 			WHERE b.loaded_day < b.first_day
 		)
 		SELECT p.athlete_id, p.exercise_id, p.set_id, v.slug, p.day, p.ended_at, p.load_kg::float8, coalesce(p.side, ''), p.holds_met
