@@ -298,6 +298,13 @@ func serve(ctx context.Context) error {
 		return err
 	}
 
+	// Sets ended before their progress figures were written with the ending
+	// get them now, before anything reads them (none after the first start).
+	if n, err := live.BackfillRollups(ctx, store, log); err != nil {
+		return fmt.Errorf("backfill progress figures: %w", err)
+	} else if n > 0 {
+		log.Info("progress figures stored for earlier sets", "sets", n)
+	}
 	hub := live.New(store, log, live.Config{HoldTick: cfg.HoldTick})
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

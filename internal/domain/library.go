@@ -42,6 +42,8 @@ type Variation struct {
 	Loading     string          `json:"loading"`
 	AdvanceWhen json.RawMessage `json:"advance_when"`
 	Description string          `json:"description"`
+	LoadStepKG  *float64        `json:"load_step_kg"` // null on rungs not judged by load
+	Version     int             `json:"version"`
 }
 
 // Cue is a short coaching phrase for a phase of the rep.

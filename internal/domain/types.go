@@ -125,6 +125,7 @@ type Set struct {
 	Status         string     `json:"status"`
 	StartedAt      Time       `json:"started_at"`
 	EndedAt        *Time      `json:"ended_at"`
+	Side           *string    `json:"side"` // left or right on a per-side rung, else null
 	VariationID    uuid.UUID  `json:"-"`
 	ExerciseID     uuid.UUID  `json:"-"`
 }

@@ -253,7 +253,7 @@ func (a *API) handleLogout(c *fiber.Ctx) error {
 }
 
 func (a *API) handleMe(c *fiber.Ctx) error {
-	u, err := a.store.FindUserByID(c.UserContext(), principal(c).UserID)
+	u, err := a.store.FindProfile(c.UserContext(), principal(c).UserID) // with units (progress.go)
 	if err != nil {
 		if domain.ErrorCode(err) == domain.CodeNotFound {
 			return domain.Errorf(domain.CodeUnauthorized, "the account no longer exists or is disabled")

@@ -204,7 +204,7 @@ func signedIn(status int) func(actor, object) int {
 }
 
 func matrix() map[string]row {
-	return map[string]row{
+	m := map[string]row{
 		"GET /livez":                 {build: get("/livez"), want: public(200)},
 		"GET /readyz":                {build: get("/readyz"), want: public(200)},
 		"GET /metrics":               {build: get("/metrics"), want: public(200)},
@@ -394,6 +394,10 @@ func matrix() map[string]row {
 		// live_test.go; a plain GET is refused for everyone.
 		"GET /v1/live": {build: get("/v1/live"), want: public(400)},
 	}
+	for key, r := range progressMatrix() { // progress_test.go
+		m[key] = r
+	}
+	return m
 }
 
 var allObjects = []object{own, others, missing}

@@ -402,8 +402,8 @@ func (a *API) handleListAudit(c *fiber.Ctx) error {
 		return err
 	}
 	f := postgres.AuditFilter{Entity: c.Query("entity"), Limit: page.Limit + 1}
-	if f.Entity != "" && f.Entity != "cue" && f.Entity != "mistake" && f.Entity != "user" {
-		return domain.Invalid("entity", "entity must be cue, mistake or user")
+	if f.Entity != "" && f.Entity != "cue" && f.Entity != "mistake" && f.Entity != "variation" && f.Entity != "user" {
+		return domain.Invalid("entity", "entity must be cue, mistake, variation or user")
 	}
 	if id, ok, err := uuidQuery(c, "entity_id"); err != nil {
 		return err

@@ -60,4 +60,14 @@ func (a *API) routes(app *fiber.App) {
 	v1.Post("/sets/:id/feedback", authn, only(coach), a.handleSetFeedback)
 	v1.Post("/live/tickets", authn, only(athlete, coach), a.handleCreateTicket)
 	v1.Get("/live", a.liveGate, a.liveHandler())
+
+	// Progress (progress.go): the athlete's own, or a linked coach's view.
+	v1.Patch("/me", authn, a.handlePatchMe)
+	v1.Patch("/admin/variations/:id", authn, only(admin), a.handleUpdateVariation)
+	v1.Get("/athletes/:id/progression", authn, only(athlete, coach), a.handleProgression)
+	v1.Post("/athletes/:id/progression/prescribe", authn, only(coach), a.handlePrescribe)
+	v1.Get("/athletes/:id/insights", authn, only(athlete, coach), a.handleInsights)
+	v1.Get("/athletes/:id/sets.csv", authn, only(athlete, coach), a.handleSetsCSV)
+	v1.Get("/coach/cue-effectiveness", authn, only(coach), a.handleCueEffectiveness)
+	v1.Get("/coach/overview", authn, only(coach), a.handleOverview)
 }

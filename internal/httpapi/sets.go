@@ -21,10 +21,16 @@ type createSetRequest struct {
 	LoadKG         *float64 `json:"load_kg"`
 	TargetReps     *int     `json:"target_reps"`
 	PauseHoldMS    *int     `json:"pause_hold_ms"`
+	StartedAt      *string  `json:"started_at"` // a set logged offline (progress.go)
+	Side           *string  `json:"side"`       // left or right, on per-side rungs
 }
 
-func (r createSetRequest) validate(athlete uuid.UUID) (postgres.NewSet, error) {
+func (r createSetRequest) validate(athlete uuid.UUID, now time.Time) (postgres.NewSet, error) {
 	n := postgres.NewSet{AthleteID: athlete}
+	var err error
+	if n.StartedAt, n.Side, err = validateStartAndSide(r.StartedAt, r.Side, now); err != nil {
+		return n, err
+	}
 	adHoc := r.Variation != nil || r.LoadKG != nil || r.TargetReps != nil || r.PauseHoldMS != nil
 	if r.PrescriptionID != nil {
 		if adHoc {
@@ -76,7 +82,7 @@ func (a *API) handleCreateSet(c *fiber.Ctx) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	n, err := req.validate(principal(c).UserID)
+	n, err := req.validate(principal(c).UserID, a.now())
 	if err != nil {
 		return err
 	}

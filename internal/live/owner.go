@@ -427,6 +427,9 @@ func (o *owner) record(e postgres.SetEvent, frames []reptimer.Frame) *eventRecor
 		}
 	}
 	o.events[e.EventID] = rec
+	if rec.ending != nil {
+		rec.ending.Rollup = o.rollup(e.At) // the progress figures, stored with the ending (rollup.go)
+	}
 	return rec
 }
 

@@ -45,10 +45,9 @@ func (s *Store) FindExerciseBySlug(ctx context.Context, slug string) (domain.Exe
 		}); err != nil {
 			return err
 		}
-		rows, _ = tx.Query(ctx, `SELECT id, slug, name, position, loading, advance_when, description FROM variations WHERE exercise_id = $1 ORDER BY position`, e.ID)
+		rows, _ = tx.Query(ctx, `SELECT `+variationColumns+` FROM variations WHERE exercise_id = $1 ORDER BY position`, e.ID)
 		if e.Variations, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Variation, error) {
-			var v domain.Variation
-			return v, r.Scan(&v.ID, &v.Slug, &v.Name, &v.Position, &v.Loading, &v.AdvanceWhen, &v.Description)
+			return scanVariation(r)
 		}); err != nil {
 			return err
 		}

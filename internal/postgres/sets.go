@@ -20,17 +20,19 @@ type NewSet struct {
 	LoadKG         float64
 	TargetReps     int
 	PauseHoldMS    int
+	StartedAt      *time.Time // a set logged offline; nil: now
+	Side           string     // left or right on per-side rungs, else ""
 }
 
 const setColumns = `s.id, s.athlete_id, s.prescription_id, v.slug, s.load_kg::float8, s.target_reps,
-	s.pause_hold_ms, s.status, s.started_at, s.ended_at, s.variation_id, v.exercise_id`
+	s.pause_hold_ms, s.status, s.started_at, s.ended_at, s.variation_id, v.exercise_id, s.side`
 
 func scanSet(row pgx.Row) (domain.Set, error) {
 	var s domain.Set
 	var started time.Time
 	var ended *time.Time
 	err := row.Scan(&s.ID, &s.AthleteID, &s.PrescriptionID, &s.Variation, &s.LoadKG, &s.TargetReps,
-		&s.PauseHoldMS, &s.Status, &started, &ended, &s.VariationID, &s.ExerciseID)
+		&s.PauseHoldMS, &s.Status, &started, &ended, &s.VariationID, &s.ExerciseID, &s.Side)
 	s.StartedAt = domain.Time(started)
 	if ended != nil {
 		t := domain.Time(*ended)
@@ -49,18 +51,18 @@ func (s *Store) CreateSet(ctx context.Context, n NewSet) (domain.Set, error) {
 		var err error
 		if n.PrescriptionID != nil {
 			err = tx.QueryRow(ctx, `
-				INSERT INTO sets (athlete_id, prescription_id, variation_id, load_kg, target_reps, pause_hold_ms, status)
-				SELECT p.athlete_id, p.id, p.variation_id, p.load_kg, p.reps, p.pause_hold_ms, 'live'
+				INSERT INTO sets (athlete_id, prescription_id, variation_id, load_kg, target_reps, pause_hold_ms, status, started_at, side)
+				SELECT p.athlete_id, p.id, p.variation_id, p.load_kg, p.reps, p.pause_hold_ms, 'live', coalesce($3, now()), $4
 				FROM prescriptions p WHERE p.id = $1 AND p.athlete_id = $2
-				RETURNING id`, *n.PrescriptionID, n.AthleteID).Scan(&id)
+				RETURNING id`, *n.PrescriptionID, n.AthleteID, n.StartedAt, nullIfEmpty(n.Side)).Scan(&id)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return domain.NotFound("prescription")
 			}
 		} else {
 			err = tx.QueryRow(ctx, `
-				INSERT INTO sets (athlete_id, variation_id, load_kg, target_reps, pause_hold_ms, status)
-				SELECT $1, v.id, $3, $4, $5, 'live' FROM variations v WHERE v.slug = $2
-				RETURNING id`, n.AthleteID, n.Variation, n.LoadKG, n.TargetReps, n.PauseHoldMS).Scan(&id)
+				INSERT INTO sets (athlete_id, variation_id, load_kg, target_reps, pause_hold_ms, status, started_at, side)
+				SELECT $1, v.id, $3, $4, $5, 'live', coalesce($6, now()), $7 FROM variations v WHERE v.slug = $2
+				RETURNING id`, n.AthleteID, n.Variation, n.LoadKG, n.TargetReps, n.PauseHoldMS, n.StartedAt, nullIfEmpty(n.Side)).Scan(&id)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return domain.Invalid("variation", "unknown variation %q", n.Variation)
 			}
@@ -69,6 +71,9 @@ func (s *Store) CreateSet(ctx context.Context, n NewSet) (domain.Set, error) {
 			if domain.ErrorCode(translate(err, "set")) == domain.CodeConflict {
 				return &domain.Error{Code: domain.CodeConflict, Message: "the athlete already has a live set: end it first", Err: err}
 			}
+			return err
+		}
+		if err := checkSide(ctx, tx, id, n.Side); err != nil { // progress.go
 			return err
 		}
 		set, err = scanSet(tx.QueryRow(ctx, `SELECT `+setColumns+` FROM sets s JOIN variations v ON v.id = s.variation_id WHERE s.id = $1`, id))
@@ -167,6 +172,7 @@ type SetEnding struct {
 	SetID   uuid.UUID
 	EndedAt time.Time
 	Summary any
+	Rollup  *SetRollup // the figures the progress queries read (progress.go)
 }
 
 // AppendEvents stores a batch of events (and the endings among them) in one
@@ -202,7 +208,9 @@ func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []S
 			}
 			b.Queue(`UPDATE sets SET status = 'ended', ended_at = $2, summary = $3 WHERE id = $1 AND status = 'live'`,
 				end.SetID, end.EndedAt, summary)
+			queueRollup(b, end.Rollup) // progress.go: the ended set's figures, in the same transaction
 		}
+		queueLateAcks(b, events) // progress.go: receipts that reach an ended set
 		return tx.SendBatch(ctx, b).Close()
 	}), "event")
 }
