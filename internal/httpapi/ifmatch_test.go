@@ -1,12 +1,14 @@
 package httpapi_test
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"testing"
 )
 
-// Every admin edit of the library (PATCH and DELETE under /v1/admin) against
+// Every admin edit of the library (PATCH and DELETE under /v1/admin: cues,
+// mistakes, variations' load steps) against
 // every kind of If-Match. A PATCH needs one (428 without); a DELETE may go
 // without (DESIGN §3: → 204). A stale or weak tag is 412 and changes nothing;
 // "*" and the current tag go through. A route missing from the table fails.
@@ -27,6 +29,8 @@ func TestIfMatchOnEveryAdminEdit(t *testing.T) {
 		// noHeader is the answer without If-Match.
 		noHeader int
 		table    string // the object's table, to check that a refusal changed nothing
+		// deleted is the SQL telling whether the row was deleted (variations never are).
+		deleted string
 	}
 	newCue := func() string {
 		r := h.post("/v1/admin/exercises/hip-thrust/cues", adm.Access, map[string]any{"text": "Knees out", "phase": "concentric", "priority": 1})
@@ -38,7 +42,21 @@ func TestIfMatchOnEveryAdminEdit(t *testing.T) {
 		expect(t, r, 201)
 		return r.json(t)["id"].(string)
 	}
+	// Variations are not created by admins: the dumbbell rung is put back at
+	// version 1 before each case.
+	dumbbell := func() string {
+		var id string
+		if err := h.store.Pool().QueryRow(context.Background(),
+			`UPDATE variations SET version = 1, load_step_kg = 2 WHERE slug = 'dumbbell-hip-thrust' RETURNING id`).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
 	routes := map[string]route{
+		"PATCH /v1/admin/variations/:id": {create: dumbbell, ok: 200, noHeader: 428, table: "variations", deleted: "false",
+			request: func(id string, hdr map[string]string) request {
+				return request{Method: "PATCH", Path: "/v1/admin/variations/" + id, Token: adm.Access, Header: hdr, Body: map[string]any{"load_step_kg": 2.5}}
+			}},
 		"PATCH /v1/admin/cues/:id": {create: newCue, ok: 200, noHeader: 428, table: "cues",
 			request: func(id string, hdr map[string]string) request {
 				return request{Method: "PATCH", Path: "/v1/admin/cues/" + id, Token: adm.Access, Header: hdr, Body: map[string]any{"priority": 9}}
@@ -98,8 +116,9 @@ func TestIfMatchOnEveryAdminEdit(t *testing.T) {
 			}
 			var version int
 			var deleted bool
+			deletedSQL := cmp.Or(rt.deleted, "deleted_at IS NOT NULL")
 			if err := h.store.Pool().QueryRow(context.Background(),
-				`SELECT version, deleted_at IS NOT NULL FROM `+rt.table+` WHERE id = $1`, id).Scan(&version, &deleted); err != nil {
+				`SELECT version, `+deletedSQL+` FROM `+rt.table+` WHERE id = $1`, id).Scan(&version, &deleted); err != nil {
 				t.Fatal(err)
 			}
 			changed := version != 1 || deleted
