@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -24,6 +25,7 @@ import (
 	"github.com/repcue/repcue/internal/httpapi"
 	"github.com/repcue/repcue/internal/live"
 	"github.com/repcue/repcue/internal/postgres"
+	"github.com/repcue/repcue/internal/push"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -263,6 +265,13 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	vapid, err := vapidKey(cfg, log)
+	if err != nil {
+		return err
+	}
+	pushWorker := push.NewWorker(store, push.Config{Senders: map[string]push.Sender{
+		domain.DeviceKindWebPush: push.NewWebPush(vapid, cfg.Push.VAPIDSubject, cfg.Push.AllowLoopbackHTTP, 10*time.Second),
+	}}, log)
 	hub := live.New(store, log, live.Config{HoldTick: cfg.HoldTick})
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -275,7 +284,17 @@ func serve(ctx context.Context) error {
 		Hasher:   auth.NewHasher(cfg.HashWorkers),
 		Live:     hub,
 		Registry: registry,
+
+		Push:           pushWorker,
+		VAPIDPublicKey: vapid.PublicKey(),
 	})
+
+	// The push worker sends what the outbox holds, including what an earlier
+	// run left; stopped after the last request, so nothing queued is lost.
+	pushCtx, stopPush := context.WithCancel(context.WithoutCancel(ctx))
+	pushDone := make(chan struct{})
+	go func() { defer close(pushDone); pushWorker.Run(pushCtx) }()
+	defer func() { stopPush(); <-pushDone }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- app.Listen(cfg.Addr) }()
@@ -296,6 +315,17 @@ func serve(ctx context.Context) error {
 		err = herr
 	}
 	return err
+}
+
+// vapidKey is the key that signs Web Push messages. Without
+// REPCUE_VAPID_PRIVATE_KEY_FILE a development key is made now: browsers that
+// subscribed against an earlier one get nothing until they subscribe again.
+func vapidKey(cfg config.Config, log *slog.Logger) (push.VAPIDKey, error) {
+	if cfg.Push.VAPIDKeyFile != "" {
+		return push.LoadVAPIDKey(cfg.Push.VAPIDKeyFile)
+	}
+	log.Warn("REPCUE_VAPID_PRIVATE_KEY_FILE is not set: using a development VAPID key generated now; browser push subscriptions will not survive a restart")
+	return push.GenerateVAPIDKey(), nil
 }
 
 func signingKey(cfg config.Config, log *slog.Logger) (ed25519.PrivateKey, error) {

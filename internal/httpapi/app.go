@@ -17,6 +17,7 @@ import (
 	"github.com/repcue/repcue/internal/config"
 	"github.com/repcue/repcue/internal/live"
 	"github.com/repcue/repcue/internal/postgres"
+	"github.com/repcue/repcue/internal/push"
 )
 
 // MaxBodyBytes is the largest request body; larger ones are refused with 413
@@ -32,6 +33,12 @@ type Deps struct {
 	Hasher   *auth.Hasher
 	Live     *live.Hub
 	Registry *prometheus.Registry
+	// Push is the push worker, woken after a commit that queued notices; nil
+	// leaves them to its next poll (or to another process).
+	Push *push.Worker
+	// VAPIDPublicKey is the key browsers subscribe with; empty turns the push
+	// routes into 503s.
+	VAPIDPublicKey string
 	// Ready reports whether the server's dependencies beyond the database (the
 	// bus) are usable; nil means there are none.
 	Ready func(context.Context) error
@@ -55,6 +62,8 @@ type API struct {
 	metrics        *metrics
 	registry       *prometheus.Registry
 	sessions       *sessionCache
+	push           *push.Worker
+	vapidPublicKey string
 }
 
 // New builds the Fiber app with every route.
@@ -78,6 +87,7 @@ func New(d Deps) *fiber.App {
 		metrics:       newMetrics(d.Registry),
 		sessions:      newSessionCache(d.Store, d.Now),
 	}
+	a.push, a.vapidPublicKey = d.Push, d.VAPIDPublicKey
 	app := fiber.New(fiber.Config{
 		AppName:               "repcue",
 		BodyLimit:             MaxBodyBytes,

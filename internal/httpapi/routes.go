@@ -56,4 +56,10 @@ func (a *API) routes(app *fiber.App) {
 	v1.Post("/sets/:id/feedback", authn, only(coach), a.handleSetFeedback)
 	v1.Post("/live/tickets", authn, only(athlete, coach), a.handleCreateTicket)
 	v1.Get("/live", a.liveGate, a.liveHandler())
+
+	// Push notifications: the key browsers subscribe with, and their devices.
+	v1.Get("/push/vapid-public-key", a.handleVAPIDKey)
+	v1.Post("/me/devices", authn, only(athlete, coach), a.handleRegisterDevice)
+	v1.Get("/me/devices", authn, only(athlete, coach), a.handleListDevices)
+	v1.Delete("/me/devices/:id", authn, only(athlete, coach), a.handleDeleteDevice)
 }
