@@ -10,9 +10,14 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/repcue
 
 ## run: find or start a database, migrate, seed the demo accounts, serve on :8080
+## (signing with development keys kept in .devdb/, unless REPCUE_JWT_KEY_FILE and
+## REPCUE_VAPID_PRIVATE_KEY_FILE are set)
 run: build
 	@url="$$($(BIN) devdb)" || exit 1; \
-	export DATABASE_URL="$$url"; \
+	if [ -z "$$REPCUE_JWT_KEY_FILE" ]; then REPCUE_JWT_KEY_FILE="$$($(BIN) devkey)" || exit 1; fi; \
+	if [ -z "$$REPCUE_VAPID_PRIVATE_KEY_FILE" ]; then REPCUE_VAPID_PRIVATE_KEY_FILE="$$($(BIN) devkey vapid)" || exit 1; \
+		REPCUE_VAPID_SUBJECT="$${REPCUE_VAPID_SUBJECT:-mailto:push@repcue.invalid}"; fi; \
+	export DATABASE_URL="$$url" REPCUE_JWT_KEY_FILE REPCUE_VAPID_PRIVATE_KEY_FILE REPCUE_VAPID_SUBJECT; \
 	$(BIN) migrate && $(BIN) seed && exec $(BIN) serve
 
 ## test: every test against the real database (the race detector on)
@@ -41,11 +46,15 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
 	$(GO) run $(STATICCHECK) -tags faults ./...
 
-## fuzz: run each fuzz target for FUZZTIME (default 30s)
+## fuzz: run every fuzz target of the repository (any `func FuzzX` in a test file) for FUZZTIME each (default 30s)
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./internal/strictjson/
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/auth/
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' "$$pkg" | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$target"; \
+			$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
+		done; \
+	done
 
 ## devdb-stop: stop the throwaway cluster, if one was started
 devdb-stop:

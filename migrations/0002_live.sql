@@ -2,9 +2,12 @@
 
 -- Every event applied to a set, in the order its owner applied it (n). event_id is
 -- the phone's id for rep phases and set.end (a resent event is stored once), and
--- a server-made id for coach cues, mistake flags and cue receipts. at is the time
--- the rep timer used: the server's receive time for live events, the phone's own
--- time for events uploaded after an offline set.
+-- a server-made id for coach cues, mistake flags and cue receipts. Refused events
+-- are not stored. at is the event's own time: the server's receive time for live
+-- events, the phone's own time for events uploaded after an offline set. The rep
+-- timer never runs back: an event timed before the latest time it applied counts
+-- as that time, and a rebuild that applies the rows in order of n does the same.
+-- (0004 adds clock, the clock reading a rebuild advances to before the event.)
 CREATE TABLE set_events (
     set_id      uuid NOT NULL REFERENCES sets (id),
     event_id    uuid NOT NULL,

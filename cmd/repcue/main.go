@@ -10,11 +10,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -45,6 +49,10 @@ usage:
                                                  session ended (audited)
   repcue devdb                                   print a development DATABASE_URL, starting a
                                                  throwaway PostgreSQL cluster if none answers
+  repcue devkey                                  print the path of the development signing key
+                                                 (.devdb/jwt-dev.pem), making it the first time
+  repcue devkey vapid                            the same for the development Web Push (VAPID)
+                                                 key (.devdb/vapid-dev.pem)
   repcue version                                 print the version
 
 Settings come from the environment; see .env.example.
@@ -81,6 +89,17 @@ func run(ctx context.Context, args []string) error {
 		return errors.New("usage: repcue admin create --email E --password P [--name N] [--promote] | repcue admin disable --email E")
 	case "devdb":
 		return printDevDB(ctx)
+	case "devkey":
+		keyFile := devdb.SigningKeyFile
+		if len(args) > 1 && args[1] == "vapid" {
+			keyFile = devdb.VAPIDKeyFile
+		}
+		path, err := keyFile()
+		if err != nil {
+			return err
+		}
+		fmt.Println(path)
+		return nil
 	case "version":
 		fmt.Println(version)
 		return nil
@@ -103,14 +122,29 @@ func openDB(ctx context.Context) (*postgres.Store, config.Config, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
+	store, err := openStore(ctx, cfg)
+	return store, cfg, err
+}
+
+func openStore(ctx context.Context, cfg config.Config) (*postgres.Store, error) {
 	if cfg.DatabaseURL == "" {
-		return nil, cfg, errors.New("DATABASE_URL is not set (for development, `make run` finds or starts a database)")
+		return nil, errors.New("DATABASE_URL is not set (for development, `make run` finds or starts a database)")
 	}
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, cfg, err
+	var parseErr *pgconn.ParseConfigError
+	if errors.As(err, &parseErr) {
+		// pgx quotes the connection string it could not parse, and its masking
+		// misses forms such as "password = secret": say why, never what.
+		reason := parseErr.Error()
+		if i := strings.LastIndex(reason, "`: "); i >= 0 {
+			reason = reason[i+len("`: "):]
+		}
+		return nil, fmt.Errorf("DATABASE_URL cannot be parsed: %s", reason)
 	}
-	return postgres.NewStore(pool), cfg, nil
+	if err != nil {
+		return nil, err
+	}
+	return postgres.NewStore(pool), nil
 }
 
 func migrate(ctx context.Context) error {
@@ -239,18 +273,28 @@ func printDevDB(ctx context.Context) error {
 	} else if err := srv.EnsureDatabase(ctx, name); err != nil {
 		return err
 	}
-	logf("devdb: using %s (%s)", config.MaskURL(srv.URL(name)), srv.Source)
+	logf("devdb: using %s (%s)", config.MaskDSN(srv.URL(name)), srv.Source)
 	fmt.Println(srv.URL(name))
 	return nil
 }
 
 func serve(ctx context.Context) error {
-	store, cfg, err := openDB(ctx)
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel)
+	// The signing key is checked first: a server that would refuse to start
+	// says so before it touches the database.
+	key, err := signingKey(cfg, log)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Pool().Close()
-	log := newLogger(cfg.LogLevel)
 	log.Info("starting repcue", "version", version, "config", cfg.Masked())
 	if cfg.NATSURL != "" {
 		// Each node holds the live sets it serves in memory; without the bus two
@@ -261,11 +305,7 @@ func serve(ctx context.Context) error {
 		return err
 	}
 
-	key, err := signingKey(cfg, log)
-	if err != nil {
-		return err
-	}
-	vapid, err := vapidKey(cfg, log)
+	vapid, pushOn, err := vapidKey(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -290,13 +330,38 @@ func serve(ctx context.Context) error {
 	})
 
 	// The push worker sends what the outbox holds, including what an earlier
-	// run left; stopped after the last request, so nothing queued is lost.
-	pushCtx, stopPush := context.WithCancel(context.WithoutCancel(ctx))
-	pushDone := make(chan struct{})
-	go func() { defer close(pushDone); pushWorker.Run(pushCtx) }()
-	defer func() { stopPush(); <-pushDone }()
+	// run left; it stops after the last request, and what it had not sent
+	// waits in the outbox for the next run.
+	if pushOn {
+		pushCtx, stopPush := context.WithCancel(context.WithoutCancel(ctx))
+		pushDone := make(chan struct{})
+		go func() { defer close(pushDone); pushWorker.Run(pushCtx) }()
+		defer func() { stopPush(); <-pushDone }()
+	}
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		// /metrics on its own listener (for example reachable only from the
+		// monitoring network); the main listener then has none.
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("REPCUE_METRICS_ADDR: %w", err)
+		}
+		metricsSrv = &http.Server{
+			Handler:           httpapi.MetricsHandler(registry),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       60 * time.Second,
+		}
+		go func() {
+			if err := metricsSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics listener: %w", err)
+			}
+		}()
+		log.Info("metrics listening", "addr", ln.Addr().String())
+	}
 	go func() { errc <- app.Listen(cfg.Addr) }()
 	log.Info("listening", "addr", cfg.Addr)
 	select {
@@ -314,24 +379,46 @@ func serve(ctx context.Context) error {
 	if herr := hub.Shutdown(shutdownCtx); herr != nil && err == nil {
 		err = herr
 	}
+	if metricsSrv != nil {
+		if merr := metricsSrv.Shutdown(shutdownCtx); merr != nil && err == nil {
+			err = merr
+		}
+	}
 	return err
 }
 
-// vapidKey is the key that signs Web Push messages. Without
-// REPCUE_VAPID_PRIVATE_KEY_FILE a development key is made now: browsers that
-// subscribed against an earlier one get nothing until they subscribe again.
-func vapidKey(cfg config.Config, log *slog.Logger) (push.VAPIDKey, error) {
-	if cfg.Push.VAPIDKeyFile != "" {
-		return push.LoadVAPIDKey(cfg.Push.VAPIDKeyFile)
+// vapidKey is the key that signs Web Push messages, from
+// REPCUE_VAPID_PRIVATE_KEY_FILE. Without it, REPCUE_DEV=true makes one now
+// (browsers that subscribed against an earlier one get nothing until they
+// subscribe again; `make run` keeps one in .devdb/ instead); otherwise push
+// notifications are off: the zero key, and on=false.
+func vapidKey(cfg config.Config, log *slog.Logger) (key push.VAPIDKey, on bool, err error) {
+	switch {
+	case cfg.Push.VAPIDKeyFile != "":
+		key, err = push.LoadVAPIDKey(cfg.Push.VAPIDKeyFile)
+		return key, err == nil, err
+	case cfg.Dev:
+		log.Warn("REPCUE_DEV=true and REPCUE_VAPID_PRIVATE_KEY_FILE is not set: using a VAPID key generated now; browser push subscriptions will not survive a restart")
+		return push.GenerateVAPIDKey(), true, nil
 	}
-	log.Warn("REPCUE_VAPID_PRIVATE_KEY_FILE is not set: using a development VAPID key generated now; browser push subscriptions will not survive a restart")
-	return push.GenerateVAPIDKey(), nil
+	log.Warn("REPCUE_VAPID_PRIVATE_KEY_FILE is not set: push notifications are off")
+	return push.VAPIDKey{}, false, nil
 }
+
+// errNoSigningKey is why serve refuses to start without REPCUE_JWT_KEY_FILE: a
+// key made up at start would sign everyone out at every restart, and two nodes
+// would never accept each other's tokens.
+var errNoSigningKey = errors.New("REPCUE_JWT_KEY_FILE is not set: serve needs the access-token signing key " +
+	"(make one with `openssl genpkey -algorithm ed25519 -out repcue-jwt.pem`); for development only, " +
+	"REPCUE_DEV=true allows a key generated at start (`make run` keeps one in .devdb/ instead)")
 
 func signingKey(cfg config.Config, log *slog.Logger) (ed25519.PrivateKey, error) {
 	if cfg.JWTKeyFile != "" {
 		return auth.LoadKey(cfg.JWTKeyFile)
 	}
-	log.Warn("REPCUE_JWT_KEY_FILE is not set: using a development signing key generated now; tokens will not survive a restart")
+	if !cfg.Dev {
+		return nil, errNoSigningKey
+	}
+	log.Warn("REPCUE_DEV=true and REPCUE_JWT_KEY_FILE is not set: using a signing key generated now; tokens will not survive a restart")
 	return auth.GenerateKey(), nil
 }

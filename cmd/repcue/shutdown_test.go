@@ -34,7 +34,7 @@ func TestSIGTERMCommitsThenCloses1001(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+pool.Config().ConnString(), "REPCUE_ADDR="+addr, "REPCUE_LOG_LEVEL=warn", "REPCUE_NATS_URL=")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+pool.Config().ConnString(), "REPCUE_ADDR="+addr, "REPCUE_LOG_LEVEL=warn", "REPCUE_NATS_URL=", "REPCUE_JWT_KEY_FILE=", "REPCUE_DEV=true")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

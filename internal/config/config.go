@@ -4,6 +4,8 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -13,20 +15,23 @@ import (
 
 // Config is every setting of the server.
 type Config struct {
-	DatabaseURL    string        // DATABASE_URL
-	Addr           string        // REPCUE_ADDR
-	NATSURL        string        // REPCUE_NATS_URL; empty means a single node
-	AllowedOrigins []string      // REPCUE_ALLOWED_ORIGINS
-	JWTKeyFile     string        // REPCUE_JWT_KEY_FILE
-	HoldTick       time.Duration // REPCUE_HOLD_TICK
-	Issuer         string        // REPCUE_JWT_ISSUER
-	Audience       string        // REPCUE_JWT_AUDIENCE
-	AccessTTL      time.Duration // REPCUE_ACCESS_TTL
-	RefreshTTL     time.Duration // REPCUE_REFRESH_TTL
-	HashWorkers    int           // REPCUE_HASH_WORKERS: password hashes running at once
-	LogLevel       string        // REPCUE_LOG_LEVEL
-	ShutdownGrace  time.Duration // REPCUE_SHUTDOWN_GRACE
-	Push           Push          // REPCUE_VAPID_*, REPCUE_PUSH_* (push.go)
+	DatabaseURL    string         // DATABASE_URL
+	Addr           string         // REPCUE_ADDR
+	MetricsAddr    string         // REPCUE_METRICS_ADDR; empty: /metrics on Addr
+	NATSURL        string         // REPCUE_NATS_URL; empty means a single node
+	AllowedOrigins []string       // REPCUE_ALLOWED_ORIGINS, each normalised by NormalizeOrigin
+	TrustedProxies []netip.Prefix // REPCUE_TRUSTED_PROXIES; empty: trust none
+	JWTKeyFile     string         // REPCUE_JWT_KEY_FILE
+	Dev            bool           // REPCUE_DEV: development mode (a generated signing key is allowed)
+	HoldTick       time.Duration  // REPCUE_HOLD_TICK
+	Issuer         string         // REPCUE_JWT_ISSUER
+	Audience       string         // REPCUE_JWT_AUDIENCE
+	AccessTTL      time.Duration  // REPCUE_ACCESS_TTL
+	RefreshTTL     time.Duration  // REPCUE_REFRESH_TTL
+	HashWorkers    int            // REPCUE_HASH_WORKERS: password hashes running at once
+	LogLevel       string         // REPCUE_LOG_LEVEL
+	ShutdownGrace  time.Duration  // REPCUE_SHUTDOWN_GRACE
+	Push           Push           // REPCUE_VAPID_*, REPCUE_PUSH_* (push.go)
 }
 
 // FromEnv reads and validates the configuration.
@@ -38,6 +43,7 @@ func parse(get func(string) string) (Config, error) {
 	c := Config{
 		DatabaseURL: get("DATABASE_URL"),
 		Addr:        orDefault(get("REPCUE_ADDR"), ":8080"),
+		MetricsAddr: strings.TrimSpace(get("REPCUE_METRICS_ADDR")),
 		NATSURL:     get("REPCUE_NATS_URL"),
 		JWTKeyFile:  get("REPCUE_JWT_KEY_FILE"),
 		Issuer:      orDefault(get("REPCUE_JWT_ISSUER"), "repcue"),
@@ -63,18 +69,48 @@ func parse(get func(string) string) (Config, error) {
 	}
 	c.HashWorkers = workers
 
+	if v := strings.TrimSpace(get("REPCUE_DEV")); v != "" {
+		dev, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, "REPCUE_DEV must be true or false")
+		}
+		c.Dev = dev
+	}
+
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Sprintf("REPCUE_METRICS_ADDR: %q is not a listen address like 127.0.0.1:9090", c.MetricsAddr))
+		} else if c.MetricsAddr == c.Addr {
+			errs = append(errs, "REPCUE_METRICS_ADDR must differ from REPCUE_ADDR (leave it empty to serve /metrics on the main listener)")
+		}
+	}
+
 	for _, o := range strings.Split(get("REPCUE_ALLOWED_ORIGINS"), ",") {
 		o = strings.TrimSpace(o)
 		if o == "" {
 			continue
 		}
-		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		n, ok := NormalizeOrigin(o)
+		if !ok {
 			errs = append(errs, fmt.Sprintf("REPCUE_ALLOWED_ORIGINS: %q is not an origin like https://coach.example.com", o))
 			continue
 		}
-		c.AllowedOrigins = append(c.AllowedOrigins, u.Scheme+"://"+u.Host)
+		c.AllowedOrigins = append(c.AllowedOrigins, n)
 	}
+
+	for _, p := range strings.Split(get("REPCUE_TRUSTED_PROXIES"), ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		prefix, ok := parsePrefix(p)
+		if !ok {
+			errs = append(errs, fmt.Sprintf("REPCUE_TRUSTED_PROXIES: %q is not a CIDR like 10.0.0.0/8 or an address", p))
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix)
+	}
+
 	var pushErrs []string
 	c.Push, pushErrs = parsePush(get)
 	errs = append(errs, pushErrs...)
@@ -89,37 +125,79 @@ func parse(get func(string) string) (Config, error) {
 	return c, nil
 }
 
+// parsePrefix reads a CIDR, or a bare address as the network of that address
+// alone. IPv4-mapped IPv6 forms are taken as the IPv4 they carry, since client
+// addresses are compared in that form too.
+func parsePrefix(s string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), true
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, false
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), true
+}
+
+// NormalizeOrigin returns an Origin in the one form it is compared in:
+// scheme://host[:port], lower case, without a default port (80 for http, 443
+// for https) or a trailing slash. It reports false for anything that is not an
+// http(s) origin.
+func NormalizeOrigin(s string) (string, bool) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || u.Opaque != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery ||
+		(u.Path != "" && u.Path != "/") {
+		return "", false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if (scheme != "http" && scheme != "https") || host == "" {
+		return "", false
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return "", false
+		}
+		port = strconv.Itoa(n)
+	}
+	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		port = ""
+	}
+	if strings.Contains(host, ":") { // an IPv6 literal keeps its brackets
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host, true
+}
+
 // Masked returns the settings for the start-up log with secrets hidden.
 func (c Config) Masked() map[string]any {
+	proxies := make([]string, len(c.TrustedProxies))
+	for i, p := range c.TrustedProxies {
+		proxies[i] = p.String()
+	}
 	return map[string]any{
-		"database_url":    MaskURL(c.DatabaseURL),
+		"database_url":    MaskDSN(c.DatabaseURL),
 		"addr":            c.Addr,
-		"nats_url":        MaskURL(c.NATSURL),
+		"metrics_addr":    c.MetricsAddr,
+		"nats_url":        MaskNATSURL(c.NATSURL),
 		"allowed_origins": c.AllowedOrigins,
+		"trusted_proxies": proxies,
 		"jwt_key_file":    c.JWTKeyFile,
+		"dev":             c.Dev,
 		"hold_tick":       c.HoldTick.String(),
 		"access_ttl":      c.AccessTTL.String(),
 		"refresh_ttl":     c.RefreshTTL.String(),
 		"hash_workers":    c.HashWorkers,
 		"push":            c.Push,
 	}
-}
-
-// MaskURL hides the password of a connection URL.
-func MaskURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
 }
 
 func orDefault(v, def string) string {

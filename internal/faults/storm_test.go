@@ -25,11 +25,10 @@ func TestReconnectStorm(t *testing.T) {
 	srv.start()
 	a := api{t: t, base: "http://" + srv.addr}
 
-	// nLong sets resume from a point more frames back than a socket's send queue
-	// holds (256). Until the hub answers such a replay with a snapshot (issue 6,
-	// "a long replay always ends in 4008") those sockets are closed 4008, so the
-	// long replays are switched on by the commit that lands with that fix.
-	const nSets, nCoaches, nLong = 200, 10, 0
+	// nLong sets resume from a point more frames back (about 300) than a
+	// socket's send queue holds (256): the hub must answer those with a snapshot
+	// (DESIGN §4: a resubscribe never ends in a 4008 close).
+	const nSets, nCoaches, nLong = 200, 10, 20
 	const memoryBudgetMiB = 256 // resident, during the storm
 	setupStart := time.Now()
 	athletes := a.registerMany("athlete", nSets)

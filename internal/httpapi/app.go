@@ -7,21 +7,25 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/repcue/repcue/internal/auth"
 	"github.com/repcue/repcue/internal/config"
+	"github.com/repcue/repcue/internal/domain"
 	"github.com/repcue/repcue/internal/live"
 	"github.com/repcue/repcue/internal/postgres"
 	"github.com/repcue/repcue/internal/push"
 )
 
 // MaxBodyBytes is the largest request body; larger ones are refused with 413
-// from their Content-Length, before the body is read.
+// from their Content-Length, before the body is read. A compressed body is held
+// to it after decoding too (see inflateBody).
 const MaxBodyBytes = 1 << 20
 
 // Deps is what the API needs, built once in main.
@@ -59,9 +63,17 @@ type API struct {
 	accountLimiter *auth.Throttle
 	addressLimiter *auth.Throttle
 	inviteLimiter  *auth.Throttle
-	metrics        *metrics
-	registry       *prometheus.Registry
-	sessions       *sessionCache
+	// inviteAddressLimiter counts wrong invite codes per client address.
+	inviteAddressLimiter *auth.Throttle
+	metrics              *metrics
+	registry             *prometheus.Registry
+	sessions             *sessionCache
+	// origins is the normalised set of REPCUE_ALLOWED_ORIGINS.
+	origins map[string]bool
+	// routePaths are the paths of the registered routes: the route label's values.
+	routePaths map[string]bool
+	// push is woken after commits that queue notices; vapidPublicKey is empty
+	// when push is off.
 	push           *push.Worker
 	vapidPublicKey string
 }
@@ -84,30 +96,58 @@ func New(d Deps) *fiber.App {
 		// Per athlete, for invite codes: 10 free wrong codes (typos), then waits
 		// from 1 s doubling up to 15 min, so codes cannot be guessed by brute force.
 		inviteLimiter: auth.NewThrottle(d.Store, "invite-athlete", 10, time.Second, 15*time.Minute, d.Now),
-		metrics:       newMetrics(d.Registry),
-		sessions:      newSessionCache(d.Store, d.Now),
+		// Per address, for invite codes: the same guessing spread over many
+		// athlete accounts; room for a gym's athletes mistyping behind one address.
+		inviteAddressLimiter: auth.NewThrottle(d.Store, "invite-address", 30, time.Second, 15*time.Minute, d.Now),
+		metrics:              newMetrics(d.Registry),
+		sessions:             newSessionCache(d.Store, d.Now),
 	}
 	a.push, a.vapidPublicKey = d.Push, d.VAPIDPublicKey
+	a.origins = map[string]bool{}
+	for _, o := range a.cfg.AllowedOrigins {
+		if n, ok := config.NormalizeOrigin(o); ok {
+			a.origins[n] = true
+		}
+	}
 	app := fiber.New(fiber.Config{
 		AppName:               "repcue",
 		BodyLimit:             MaxBodyBytes,
-		ErrorHandler:          errorHandler(d.Log),
+		ErrorHandler:          errorHandler(d.Log, a.setSecurityHeaders),
 		DisableStartupMessage: true,
 		ReadTimeout:           15 * time.Second,
 		WriteTimeout:          15 * time.Second,
 		IdleTimeout:           60 * time.Second,
 		ReadBufferSize:        8192,
 	})
+	a.refuseUnknownMethods(app)
 	app.Use(a.observe)
 	app.Use(recover.New())
+	app.Use(a.inflateBody)
 	a.routes(app)
+	a.routePaths = map[string]bool{}
+	for _, r := range app.GetRoutes(true) { // true: without middleware
+		a.routePaths[r.Path] = true
+	}
 	return app
 }
 
+// setSecurityHeaders marks every response: nosniff always, and HSTS when the
+// request came over HTTPS (directly, or to a trusted proxy that says so).
+func (a *API) setSecurityHeaders(c *fiber.Ctx) {
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	if a.forwardedHTTPS(c.Context()) {
+		c.Set(fiber.HeaderStrictTransportSecurity, "max-age=31536000")
+	}
+}
+
 // observe logs and counts every request. Only the path is logged, never the
-// query string (live tickets travel there) nor any header.
+// query string (live tickets travel there) nor any header. Label values are
+// drawn from fixed sets (known methods, registered routes), never from the
+// request's own bytes, which fasthttp reuses once the handler returns.
 func (a *API) observe(c *fiber.Ctx) error {
 	start := time.Now()
+	a.setSecurityHeaders(c)
+	method := methodLabel(c.Context().Method())
 	err := c.Next()
 	if err != nil {
 		if herr := c.App().ErrorHandler(c, err); herr != nil {
@@ -115,12 +155,69 @@ func (a *API) observe(c *fiber.Ctx) error {
 		}
 	}
 	status := c.Response().StatusCode()
-	route := c.Route().Path
-	elapsed := time.Since(start)
-	a.metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
-	a.metrics.latency.WithLabelValues(c.Method(), route).Observe(elapsed.Seconds())
-	a.log.Debug("request", "method", c.Method(), "path", c.Path(), "status", status, "ms", elapsed.Milliseconds())
+	a.record(method, a.routeLabel(c.Route()), status, time.Since(start))
+	if a.log.Enabled(c.UserContext(), slog.LevelDebug) {
+		a.log.Debug("request", "method", method, "path", strings.Clone(c.Path()), "client", a.clientIP(c).String(),
+			"status", status, "ms", time.Since(start).Milliseconds())
+	}
 	return nil
+}
+
+func (a *API) record(method, route string, status int, elapsed time.Duration) {
+	a.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	a.metrics.latency.WithLabelValues(method, route).Observe(elapsed.Seconds())
+}
+
+// Label values for requests outside the fixed sets: a method Fiber does not
+// route, and a request no route handled (no such endpoint, or refused before
+// routing: an unknown method, a body that cannot be decoded).
+const (
+	otherMethod = "OTHER"
+	noRoute     = "none"
+)
+
+// methodLabel maps a request method to a constant string: one of the methods
+// Fiber routes, or OTHER.
+func methodLabel(m []byte) string {
+	for _, known := range fiber.DefaultMethods {
+		if string(m) == known { // compared, not converted: no allocation
+			return known
+		}
+	}
+	return otherMethod
+}
+
+// routeLabel is the registered path of the route that answered, or "none"
+// when only middleware ran (Fiber then reports the last middleware as the
+// route).
+func (a *API) routeLabel(r *fiber.Route) string {
+	if r == nil || !a.routePaths[r.Path] {
+		return noRoute
+	}
+	return r.Path // the path as registered: a string of the program, not of the request
+}
+
+// refuseUnknownMethods answers requests with a method Fiber does not route
+// before Fiber sees them: Fiber would answer them with a bare 400 that skips
+// every middleware. They get problem+json, the security headers and a count
+// under the OTHER label like any other request.
+func (a *API) refuseUnknownMethods(app *fiber.App) {
+	srv := app.Server()
+	next := srv.Handler
+	srv.Handler = func(fctx *fasthttp.RequestCtx) {
+		if methodLabel(fctx.Method()) != otherMethod {
+			next(fctx)
+			return
+		}
+		start := time.Now()
+		c := app.AcquireCtx(fctx)
+		defer app.ReleaseCtx(c)
+		err := domain.Errorf(domain.CodeInvalid, "unsupported HTTP method")
+		if herr := app.ErrorHandler(c, err); herr != nil {
+			_ = c.SendStatus(fiber.StatusBadRequest)
+		}
+		a.record(otherMethod, noRoute, c.Response().StatusCode(), time.Since(start))
+	}
 }
 
 type metrics struct {

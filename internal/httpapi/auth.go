@@ -146,7 +146,7 @@ func (a *API) handleLogin(c *fiber.Ctx) error {
 		return errBadLogin
 	}
 	ctx := c.UserContext()
-	accountKey, addressKey := "account:"+email, "address:"+c.IP()
+	accountKey, addressKey := "account:"+email, "address:"+a.clientKey(c)
 	account, wait, err := a.accountLimiter.Reserve(ctx, accountKey)
 	if err != nil {
 		return err

@@ -228,6 +228,8 @@ func matrix() map[string]row {
 		"GET /metrics":               {build: get("/metrics"), want: public(200)},
 		"GET /openapi.yaml":          {build: get("/openapi.yaml"), want: public(200)},
 		"GET /.well-known/jwks.json": {build: get("/.well-known/jwks.json"), want: public(200)},
+		// The web clients are public static files: the same for every caller.
+		"GET /app/*": {build: get("/app/"), want: public(200)},
 		"POST /v1/auth/register": {
 			build: func(w *world, _ object) request {
 				return request{Method: "POST", Path: "/v1/auth/register", Body: map[string]any{

@@ -29,7 +29,7 @@ var errUnknownInvite = domain.NotFound("invite code")
 func (a *API) handleCreateInvite(c *fiber.Ctx) error {
 	// The endpoint takes no input; a body, if any, must be an empty object (a
 	// pointer, so that a bare null is told apart from {}).
-	if len(c.Body()) > 0 {
+	if len(c.BodyRaw()) > 0 {
 		var empty *struct{}
 		if err := decode(c, &empty); err != nil {
 			return err
@@ -70,7 +70,7 @@ func (a *API) handleRedeemInvite(c *fiber.Ctx) error {
 		return err
 	}
 	athleteID := principal(c).UserID
-	key := athleteID.String()
+	key, addressKey := athleteID.String(), "address:"+a.clientKey(c)
 	ctx := c.UserContext()
 	// Reserved before the lookup: concurrent guesses are counted one by one.
 	attempt, wait, err := a.inviteLimiter.Reserve(ctx, key)
@@ -78,7 +78,15 @@ func (a *API) handleRedeemInvite(c *fiber.Ctx) error {
 		return err
 	}
 	if wait > 0 {
-		return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many wrong invite codes, try again later", RetryAfter: wait}
+		return tooManyInviteGuesses(wait)
+	}
+	address, wait, err := a.inviteAddressLimiter.Reserve(ctx, addressKey)
+	if err != nil || wait > 0 {
+		a.releaseAttempts(ctx, attempt)
+		if err != nil {
+			return err
+		}
+		return tooManyInviteGuesses(wait)
 	}
 	// A code that cannot be one we issued is just as unknown as a well-formed miss.
 	err = errUnknownInvite
@@ -90,13 +98,18 @@ func (a *API) handleRedeemInvite(c *fiber.Ctx) error {
 		return errUnknownInvite // the reserved attempt stays counted as a failure
 	}
 	if err != nil { // a real code, already linked (409), or the database: not a guess
-		a.releaseAttempts(ctx, attempt)
+		a.releaseAttempts(ctx, attempt, address)
 		return err
 	}
 	if err := attempt.Succeed(ctx); err != nil {
 		a.log.Warn("clearing the invite throttle failed", "err", err)
 	}
+	a.releaseAttempts(ctx, address) // a success at an address clears nothing there, and counts for nothing
 	return c.Status(fiber.StatusCreated).JSON(coachLinkResponse{Coach: coach})
+}
+
+func tooManyInviteGuesses(wait time.Duration) error {
+	return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many wrong invite codes, try again later", RetryAfter: wait}
 }
 
 func (a *API) handleListAthletes(c *fiber.Ctx) error {

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"errors"
-	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/repcue/repcue/internal/auth"
+	"github.com/repcue/repcue/internal/config"
 	"github.com/repcue/repcue/internal/domain"
 	"github.com/repcue/repcue/internal/live"
 )
@@ -39,15 +39,31 @@ func (a *API) handleCreateTicket(c *fiber.Ctx) error {
 
 const livePrincipalKey = "live-principal"
 
-// liveGate checks everything before the upgrade: that it is one, the Origin
-// (browsers send one; apps do not), and the credentials — a single-use ticket
-// in the query or a bearer token. Neither is ever logged.
+// sameOrigin reports whether a browser's (normalised) Origin names the host the
+// request was sent to: the server's own pages (the web clients under /app/) are
+// never a foreign origin, whatever REPCUE_ALLOWED_ORIGINS lists.
+func sameOrigin(origin, host string) bool {
+	scheme, _, _ := strings.Cut(origin, "://")
+	own, ok := config.NormalizeOrigin(scheme + "://" + host)
+	return ok && host != "" && own == origin
+}
+
+// liveGate checks everything before the upgrade: that it is a well-formed
+// one, the Origin (browsers send one; apps do not), and the credentials — a
+// single-use ticket in the query or a bearer token. Neither is ever logged.
+// The handshake is checked before the ticket is spent.
 func (a *API) liveGate(c *fiber.Ctx) error {
 	if !ws.IsWebSocketUpgrade(c) {
 		return domain.Errorf(domain.CodeInvalid, "this endpoint only speaks WebSocket")
 	}
-	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !slices.Contains(a.cfg.AllowedOrigins, strings.TrimSuffix(origin, "/")) {
-		return domain.Errorf(domain.CodeForbidden, "origin not allowed")
+	if strings.TrimSpace(c.Get("Sec-WebSocket-Version")) != "13" || strings.TrimSpace(c.Get("Sec-WebSocket-Key")) == "" {
+		return domain.Errorf(domain.CodeInvalid, "not a WebSocket handshake: Sec-WebSocket-Version 13 and Sec-WebSocket-Key are required")
+	}
+	if origin := c.Get(fiber.HeaderOrigin); origin != "" {
+		n, ok := config.NormalizeOrigin(origin)
+		if !ok || !(a.origins[n] || sameOrigin(n, string(c.Request().Host()))) {
+			return domain.Errorf(domain.CodeForbidden, "origin not allowed")
+		}
 	}
 	var p live.Principal
 	if ticket := c.Query("ticket"); ticket != "" {
@@ -77,14 +93,13 @@ func (a *API) liveGate(c *fiber.Ctx) error {
 }
 
 func (a *API) liveHandler() fiber.Handler {
-	// The gate has already checked the Origin; the upgrader's own check must let
-	// through what the gate let through: allowed origins, and apps with none ("").
-	origins := append(slices.Clone(a.cfg.AllowedOrigins), "")
-	return ws.New(func(conn *ws.Conn) {
+	// The gate is the one Origin check (allowed origins, the server's own, and
+	// apps with none): the upgrader lets through what the gate did.
+	upgrade := ws.New(func(conn *ws.Conn) {
 		p, _ := conn.Locals(livePrincipalKey).(live.Principal)
 		a.live.Serve(p, newWSSocket(conn, a.live.PongWait()))
 	}, ws.Config{
-		Origins:          origins,
+		Origins:          []string{"*"},
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   4096,
 		WriteBufferSize:  4096,
@@ -95,6 +110,18 @@ func (a *API) liveHandler() fiber.Handler {
 			}
 		},
 	})
+	return func(c *fiber.Ctx) error {
+		err := upgrade(c)
+		if errors.Is(err, fiber.ErrUpgradeRequired) {
+			// The upgrader refused the handshake and wrote its own status (400,
+			// 403, 405); the client's request was at fault, never the server.
+			if c.Response().StatusCode() == fiber.StatusForbidden {
+				return domain.Errorf(domain.CodeForbidden, "origin not allowed")
+			}
+			return domain.Errorf(domain.CodeInvalid, "not a valid WebSocket handshake")
+		}
+		return err
+	}
 }
 
 // wsSocket adapts a WebSocket connection to live.Socket: a read limit,

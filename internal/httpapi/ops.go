@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
@@ -38,6 +40,17 @@ func (a *API) metricsHandler() fiber.Handler {
 		h(c.Context())
 		return nil
 	}
+}
+
+// MetricsHandler serves GET /metrics alone, for the separate listener of
+// REPCUE_METRICS_ADDR (the main listener then has no /metrics).
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(fiber.HeaderXContentTypeOptions, "nosniff")
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (a *API) handleOpenAPI(c *fiber.Ctx) error {

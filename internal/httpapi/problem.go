@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -94,9 +95,12 @@ type Problem struct {
 }
 
 // errorHandler is Fiber's one error handler: every error becomes problem+json,
-// and internal failures are logged but never described to the client.
-func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+// and internal failures are logged but never described to the client. Fiber
+// also calls it for requests refused before any route runs (a body over the
+// limit, headers too large), so it sets the security headers itself.
+func errorHandler(log *slog.Logger, setHeaders func(*fiber.Ctx)) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
+		setHeaders(c)
 		var de *domain.Error
 		var fe *fiber.Error
 		switch {
@@ -117,7 +121,7 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			detail = "internal error"
 		}
 		if de.Code == domain.CodeInternal || de.Code == domain.CodeUnavailable {
-			log.Error("request failed", "method", c.Method(), "path", c.Path(), "code", de.Code, "err", err)
+			log.Error("request failed", "method", strings.Clone(c.Method()), "path", strings.Clone(c.Path()), "code", de.Code, "err", err)
 		}
 		if de.RetryAfter > 0 {
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(de.RetryAfter.Seconds()))))

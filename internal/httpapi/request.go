@@ -15,13 +15,15 @@ import (
 	"github.com/repcue/repcue/internal/strictjson"
 )
 
-// decode reads a JSON body strictly into v.
+// decode reads a JSON body strictly into v. The body is read raw: inflateBody
+// has already decoded any Content-Encoding within the size limit, and c.Body()
+// would inflate without one.
 func decode(c *fiber.Ctx, v any) error {
 	ct := strings.ToLower(strings.TrimSpace(strings.SplitN(c.Get(fiber.HeaderContentType), ";", 2)[0]))
 	if ct != fiber.MIMEApplicationJSON {
 		return domain.Errorf(domain.CodeUnsupportedMediaType, "the body must be application/json")
 	}
-	return strictjson.Decode(c.Body(), v)
+	return strictjson.Decode(c.BodyRaw(), v)
 }
 
 const principalKey = "principal"

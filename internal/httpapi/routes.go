@@ -12,9 +12,13 @@ import (
 func (a *API) routes(app *fiber.App) {
 	app.Get("/livez", a.handleLivez)
 	app.Get("/readyz", a.handleReadyz)
-	app.Get("/metrics", a.metricsHandler())
+	if a.cfg.MetricsAddr == "" { // else /metrics is served on its own listener only
+		app.Get("/metrics", a.metricsHandler())
+	}
 	app.Get("/openapi.yaml", a.handleOpenAPI)
 	app.Get("/.well-known/jwks.json", a.handleJWKS)
+	// The reference web clients: public static files (they sign in like any client).
+	app.Get("/app/*", a.handleWebApp)
 
 	v1 := app.Group("/v1")
 	v1.Post("/auth/register", a.handleRegister)

@@ -30,7 +30,7 @@ func BenchmarkFanout(b *testing.B) {
 			h := &Hub{cfg: cfg, metrics: newMetrics()}
 			o := newOwner(h, uuid.New())
 			o.epoch = newEpoch()
-			o.state = reptimer.New(reptimer.Config{PauseHoldMS: 1000}, time.Now())
+			o.m.state = reptimer.New(reptimer.Config{PauseHoldMS: 1000}, time.Now())
 			stop := make(chan struct{})
 			var clients []*client
 			for i := 0; i < n; i++ {
@@ -40,7 +40,7 @@ func BenchmarkFanout(b *testing.B) {
 				o.subs[c] = struct{}{}
 			}
 			now := time.Now()
-			frame := reptimer.Frame{Type: "state", Payload: reptimer.StatePayload{State: o.state.View(now)}}
+			frame := reptimer.Frame{Type: "state", Payload: reptimer.StatePayload{State: o.m.state.View(now)}}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

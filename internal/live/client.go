@@ -45,10 +45,11 @@ type Principal struct {
 // its writer goroutine drains the bounded send queue, so a slow socket never
 // blocks anyone else: when the queue is full the socket is closed with 4008.
 type client struct {
-	hub  *Hub
-	user Principal
-	sock Socket
-	send chan []byte
+	hub    *Hub
+	user   Principal
+	sock   Socket
+	sendMu sync.Mutex // one enqueue at a time, so a replay can know it fits
+	send   chan []byte
 
 	closing   chan struct{} // closed once a close has been decided
 	closeOnce sync.Once
@@ -60,8 +61,26 @@ type client struct {
 	mu   sync.Mutex
 	subs map[uuid.UUID]*subscription // sets this socket watches
 
+	authMu  sync.Mutex
+	access  map[uuid.UUID]access // sets this socket was allowed or refused, so frames for them cost no query
+	authGen uint64               // counts the unlinks that reached this socket
+
 	frames *rate.Limiter // frames a socket may send (reader only)
 }
+
+// access is the cached answer to "may this socket's user act on this set?":
+// the set's athlete, or the refusal (kept for a few seconds: a link made
+// since is then seen). An unlink forgets the athlete's entries at once.
+type access struct {
+	athleteID uuid.UUID
+	err       error
+	until     time.Time // zero: until an unlink
+}
+
+const (
+	maxCachedAccess = 256
+	refusalKeptFor  = 5 * time.Second
+)
 
 // subscription records what the socket knows of a set it watches.
 type subscription struct {
@@ -76,6 +95,7 @@ func newClient(h *Hub, p Principal, sock Socket) *client {
 		closing: make(chan struct{}),
 		written: make(chan struct{}),
 		subs:    map[uuid.UUID]*subscription{},
+		access:  map[uuid.UUID]access{},
 		frames:  rate.NewLimiter(rate.Limit(h.cfg.FrameRate), h.cfg.FrameBurst),
 	}
 }
@@ -83,6 +103,12 @@ func newClient(h *Hub, p Principal, sock Socket) *client {
 // enqueue hands a frame to the writer. It never blocks: a full queue means the
 // socket cannot keep up and is closed with 4008.
 func (c *client) enqueue(frame []byte) bool {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	return c.enqueueLocked(frame)
+}
+
+func (c *client) enqueueLocked(frame []byte) bool {
 	select {
 	case <-c.closing:
 		return false
@@ -96,6 +122,34 @@ func (c *client) enqueue(frame []byte) bool {
 		c.close(CloseTooSlow, "too slow: reconnect and resubscribe with since_seq and epoch", false)
 		return false
 	}
+}
+
+// Outcomes of enqueueReplay.
+const (
+	replayQueued = iota
+	replayTooLong
+	replayClosed
+)
+
+// enqueueReplay queues a whole replay, or nothing when it does not fit: it must
+// leave a quarter of the send queue free for the frames that follow, so that a
+// resubscribe is never what closes a socket with 4008.
+func (c *client) enqueueReplay(frames [][]byte) int {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.isClosing() {
+		return replayClosed
+	}
+	if room := cap(c.send) - len(c.send) - cap(c.send)/4; len(frames) > room {
+		c.hub.metrics.replaysAsSnapshot.Inc()
+		return replayTooLong
+	}
+	for _, f := range frames {
+		if !c.enqueueLocked(f) {
+			return replayClosed
+		}
+	}
+	return replayQueued
 }
 
 // close decides how the socket ends; it never blocks (the set's goroutine calls
@@ -280,8 +334,66 @@ func (c *client) handle(data []byte, receivedAt time.Time) {
 	}
 }
 
+// authorise answers whether the socket's user may see the set, and whose set
+// it is: from the socket's cache, else from the database (set and link), then
+// cached. It also returns the unlink count it started from (see authChanged).
+func (c *client) authorise(setID uuid.UUID) (uint64, uuid.UUID, error) {
+	c.authMu.Lock()
+	a, ok := c.access[setID]
+	gen := c.authGen
+	c.authMu.Unlock()
+	if ok && (a.until.IsZero() || time.Now().Before(a.until)) {
+		return gen, a.athleteID, a.err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	set, err := c.hub.store.FindSet(ctx, setID)
+	if err == nil {
+		var ok bool
+		if ok, err = c.hub.store.CanWatch(ctx, c.user.UserID, c.user.Role, set.AthleteID); err == nil && !ok {
+			err = domain.NotFound("set")
+		}
+	}
+	a = access{athleteID: set.AthleteID, err: err}
+	switch {
+	case err == nil:
+	case domain.ErrorCode(err) == domain.CodeNotFound:
+		a.until = time.Now().Add(refusalKeptFor)
+	default:
+		return gen, a.athleteID, err // the database is away: nothing learnt
+	}
+	c.authMu.Lock()
+	if c.authGen == gen { // no unlink since the lookup began: the answer still holds
+		if len(c.access) >= maxCachedAccess {
+			clear(c.access)
+		}
+		c.access[setID] = a
+	}
+	c.authMu.Unlock()
+	return gen, a.athleteID, err
+}
+
+// authChanged reports whether an unlink reached the socket since gen.
+func (c *client) authChanged(gen uint64) bool {
+	c.authMu.Lock()
+	defer c.authMu.Unlock()
+	return c.authGen != gen
+}
+
+// forgetAthlete drops what the socket knew about its access to an athlete's sets.
+func (c *client) forgetAthlete(athleteID uuid.UUID) {
+	c.authMu.Lock()
+	defer c.authMu.Unlock()
+	c.authGen++
+	for id, a := range c.access {
+		if a.athleteID == athleteID {
+			delete(c.access, id)
+		}
+	}
+}
+
 // target finds the set a frame names and checks the caller may act on it:
-// forAthlete → only the owning athlete; otherwise the athlete or a linked coach
+// athleteOnly → only the owning athlete; otherwise the athlete or a linked coach
 // (coach commands additionally need the coach role, checked by the caller).
 func (c *client) target(rawID string, athleteOnly bool) (uuid.UUID, *owner, error) {
 	setID, err := parseID("set_id", rawID)
@@ -294,20 +406,11 @@ func (c *client) target(rawID string, athleteOnly bool) (uuid.UUID, *owner, erro
 		}
 		return setID, sub.owner, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	set, err := c.hub.store.FindSet(ctx, setID)
+	_, athleteID, err := c.authorise(setID)
 	if err != nil {
 		return setID, nil, err
 	}
-	ok, err := c.hub.store.CanWatch(ctx, c.user.UserID, c.user.Role, set.AthleteID)
-	if err != nil {
-		return setID, nil, err
-	}
-	if !ok {
-		return setID, nil, domain.NotFound("set")
-	}
-	if athleteOnly && set.AthleteID != c.user.UserID {
+	if athleteOnly && athleteID != c.user.UserID {
 		return setID, nil, domain.Errorf(domain.CodeForbidden, "only the athlete of this set may do that")
 	}
 	return setID, c.hub.owner(setID), nil
@@ -326,32 +429,30 @@ func (c *client) subscribe(f subscribeFrame) error {
 			return domain.Errorf(domain.CodeTooManyRequests, "a socket may watch at most %d sets", c.hub.cfg.MaxSubscriptions)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	set, err := c.hub.store.FindSet(ctx, setID)
+	gen, athleteID, err := c.authorise(setID)
 	if err != nil {
 		return err
-	}
-	ok, err := c.hub.store.CanWatch(ctx, c.user.UserID, c.user.Role, set.AthleteID)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return domain.NotFound("set")
 	}
 	o := c.hub.owner(setID)
-	c.setSubscription(setID, &subscription{athleteID: set.AthleteID, owner: o})
+	c.setSubscription(setID, &subscription{athleteID: athleteID, owner: o})
 	if err := o.do(func(o *owner) { o.subscribe(c, f.SinceSeq, f.Epoch) }); err != nil {
 		c.setSubscription(setID, nil)
 		return err
 	}
-	if c.user.Role == domain.RoleCoach {
-		// An unlink may have committed between the check above and the
-		// subscription: look again, now that an unlink would find it.
-		if ok, err := c.hub.store.CanWatch(ctx, c.user.UserID, c.user.Role, set.AthleteID); err == nil && !ok {
+	if c.user.Role == domain.RoleCoach && c.authChanged(gen) {
+		// An unlink reached this socket between the check and the
+		// subscription (a later one finds the subscription and ends it):
+		// look again in the database.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ok, err := c.hub.store.CanWatch(ctx, c.user.UserID, c.user.Role, athleteID)
+		if err == nil && !ok {
+			err = domain.NotFound("set")
+		}
+		if err != nil {
 			c.setSubscription(setID, nil)
 			_ = o.doSoon(func(o *owner) { o.unsubscribe(c) })
-			return domain.NotFound("set")
+			return err
 		}
 	}
 	return nil

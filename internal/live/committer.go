@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/repcue/repcue/internal/postgres"
 )
 
@@ -19,9 +21,11 @@ type write struct {
 // committer stores events for every set of the node in batches: it takes what
 // has queued up while the previous transaction ran (up to maxBatch) and commits
 // it in one transaction. Under light load a batch is one event and nothing
-// waits; under heavy load batches grow and the commits per event fall.
+// waits; under heavy load batches grow and the commits per event fall. When
+// the database refuses one set's rows, each set of the batch is stored on its
+// own, so a set whose write can never succeed delays no other set's acks.
 type committer struct {
-	store    *postgres.Store
+	db       *postgres.Store
 	log      *slog.Logger
 	metrics  *metrics
 	queue    chan write
@@ -33,7 +37,7 @@ type committer struct {
 }
 
 func newCommitter(store *postgres.Store, log *slog.Logger, m *metrics, queueSize, maxBatch int) *committer {
-	c := &committer{store: store, log: log, metrics: m, queue: make(chan write, queueSize), maxBatch: maxBatch}
+	c := &committer{db: store, log: log, metrics: m, queue: make(chan write, queueSize), maxBatch: maxBatch}
 	c.idle = sync.NewCond(&c.mu)
 	return c
 }
@@ -85,9 +89,24 @@ func (c *committer) run(ctx context.Context) {
 }
 
 func (c *committer) commit(batch []write) {
-	events := make([]postgres.SetEvent, 0, len(batch))
+	err := c.store(batch)
+	if err != nil && writeRefused(err) && !oneSet(batch) {
+		// The database refused a row of one set (its n taken by another
+		// process, say): store each set on its own, so that one set's refusal
+		// never holds back the others' acks.
+		for _, group := range bySet(batch) {
+			c.finish(group, c.store(group))
+		}
+		return
+	}
+	c.finish(batch, err)
+}
+
+// store writes the events of writes (and the endings among them) in one transaction.
+func (c *committer) store(writes []write) error {
+	events := make([]postgres.SetEvent, 0, len(writes))
 	var endings []postgres.SetEnding
-	for _, w := range batch {
+	for _, w := range writes {
 		events = append(events, w.event)
 		if w.ending != nil {
 			endings = append(endings, *w.ending)
@@ -95,7 +114,7 @@ func (c *committer) commit(batch []write) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	start := time.Now()
-	err := c.store.AppendEvents(ctx, events, endings)
+	err := c.db.AppendEvents(ctx, events, endings)
 	cancel()
 	c.metrics.commitBatch.Observe(float64(len(events)))
 	c.metrics.commitSeconds.Observe(time.Since(start).Seconds())
@@ -103,10 +122,40 @@ func (c *committer) commit(batch []write) {
 		c.metrics.commitErrors.Inc()
 		c.log.Error("storing live events failed; they stay unacknowledged", "events", len(events), "err", err)
 	}
-	for _, w := range batch {
+	return err
+}
+
+// finish reports the outcome of writes to their owners.
+func (c *committer) finish(writes []write, err error) {
+	for _, w := range writes {
 		w.done(err)
 	}
-	c.finished(len(batch))
+	c.finished(len(writes))
+}
+
+func oneSet(writes []write) bool {
+	for _, w := range writes[1:] {
+		if w.event.SetID != writes[0].event.SetID {
+			return false
+		}
+	}
+	return true
+}
+
+// bySet splits writes by set, keeping each set's writes in order.
+func bySet(writes []write) [][]write {
+	index := map[uuid.UUID]int{}
+	var groups [][]write
+	for _, w := range writes {
+		i, ok := index[w.event.SetID]
+		if !ok {
+			i = len(groups)
+			index[w.event.SetID] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], w)
+	}
+	return groups
 }
 
 // drain waits until every queued write is done.

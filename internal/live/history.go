@@ -23,12 +23,15 @@ type SetHistory struct {
 	Reps    []reptimer.RepFigures
 	Cues    []SentCue
 	Summary reptimer.Summary
+	LastSeq int64 // the seq of the last frame the stored events account for
 }
 
-// History replays a set's stored events through the rep timer: the per-rep
-// figures, every cue pushed (with its receipt) and the summary.
+// History rebuilds a set from its stored events, exactly as its owner applied
+// them live (with the set's pinned cue book and the clock readings stored with
+// the events): the per-rep figures, every cue pushed (with its receipt), the
+// summary and the last seq.
 func History(ctx context.Context, store *postgres.Store, set domain.Set) (SetHistory, error) {
-	cues, mistakes, err := store.LoadCueBook(ctx, set.ExerciseID)
+	cues, mistakes, err := store.SetCueBook(ctx, set.ID)
 	if err != nil {
 		return SetHistory{}, err
 	}
@@ -36,8 +39,9 @@ func History(ctx context.Context, store *postgres.Store, set domain.Set) (SetHis
 	if err != nil {
 		return SetHistory{}, err
 	}
-	st, frames := Fold(set, newBook(cues, mistakes), events)
-	h := SetHistory{Reps: st.Reps(), Cues: []SentCue{}, Summary: st.Summary()}
+	m, frames := fold(set, newBook(cues, mistakes), events)
+	st := m.state
+	h := SetHistory{Reps: st.Reps(), Cues: []SentCue{}, Summary: st.Summary(), LastSeq: st.LastSeq()}
 	bySeq := map[int64]int{}
 	for _, f := range frames {
 		switch p := f.Payload.(type) {

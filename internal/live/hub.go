@@ -79,7 +79,7 @@ type Hub struct {
 	cancel context.CancelFunc
 	owners sync.WaitGroup // owner goroutines
 	conns  sync.WaitGroup // Serve calls
-	bg     sync.WaitGroup // committer and session checker
+	bg     sync.WaitGroup // committer, session checker and background lookups
 
 	mu      sync.Mutex
 	sets    map[uuid.UUID]*owner
@@ -181,6 +181,9 @@ func (h *Hub) register(c *client) {
 	m[c] = struct{}{}
 }
 
+// unregister forgets a closed socket. Its sets are told when their inboxes
+// have room; a set whose inbox is full drops the socket by itself (a broadcast
+// or the idle check finds it closed), so a dead socket never keeps a set alive.
 func (h *Hub) unregister(c *client) {
 	for _, sub := range c.subscriptions() {
 		_ = sub.owner.do(func(o *owner) { o.unsubscribe(c) })
@@ -254,10 +257,12 @@ func (h *Hub) tellCoaches(ctx context.Context, setID, athleteID uuid.UUID, frame
 	}
 }
 
-// Unlinked stops a coach's watching of an athlete's sets at once: every socket
-// of the coach drops its subscriptions to them and is told so.
+// Unlinked stops a coach's access to an athlete's sets at once: every socket
+// of the coach forgets that it may act on them, drops its subscriptions to
+// them and is told so. Call it once the unlink is committed.
 func (h *Hub) Unlinked(coachID, athleteID uuid.UUID) {
 	for _, c := range h.clientsOf(coachID) {
+		c.forgetAthlete(athleteID) // first: a subscription made after this looks again
 		for setID, sub := range c.subscriptions() {
 			if sub.athleteID != athleteID {
 				continue
@@ -350,8 +355,10 @@ func (h *Hub) checkSessions() {
 	}
 }
 
-// barrier waits until every owner has handled what was in its inbox.
-func (h *Hub) barrier(ctx context.Context) {
+// barrier waits until every owner has handled what was in its inbox, within
+// ctx (an inbox that stays full for a second is skipped). With retry, each
+// owner also writes again, now, what failed and waits to be retried.
+func (h *Hub) barrier(ctx context.Context, retry bool) {
 	h.mu.Lock()
 	owners := make([]*owner, 0, len(h.sets))
 	for _, o := range h.sets {
@@ -360,7 +367,14 @@ func (h *Hub) barrier(ctx context.Context) {
 	h.mu.Unlock()
 	for _, o := range owners {
 		done := make(chan struct{})
-		if o.do(func(o *owner) { o.runCompletions(); close(done) }) != nil {
+		err := o.doSoon(func(o *owner) {
+			o.runCompletions()
+			if retry && !o.resync {
+				o.retryWrites()
+			}
+			close(done)
+		})
+		if err != nil {
 			continue
 		}
 		select {
@@ -371,8 +385,10 @@ func (h *Hub) barrier(ctx context.Context) {
 	}
 }
 
-// Shutdown stops taking frames, commits what is pending (and sends its acks),
-// closes every socket with 1001 and waits for them, within ctx. Calling it
+// Shutdown stops taking frames, commits what is pending — writes waiting to be
+// retried are tried once more — and sends its acks, closes every socket with
+// 1001 and waits for them, within ctx. Retries still failing are dropped
+// unacknowledged (the phones resend them to the next process). Calling it
 // again returns the first call's result.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.shutdownOnce.Do(func() { h.shutdownErr = h.shutdown(ctx) })
@@ -381,14 +397,14 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 
 func (h *Hub) shutdown(ctx context.Context) error {
 	h.closing.Store(true)
-	h.barrier(ctx) // every frame already read is applied and queued for writing
+	h.barrier(ctx, true) // every frame already read is applied and queued for writing
 	drained := make(chan struct{})
 	go func() { h.committer.drain(); close(drained) }()
 	select {
 	case <-drained:
 	case <-ctx.Done():
 	}
-	h.barrier(ctx) // the owners have turned the commits into acks
+	h.barrier(ctx, false) // the owners have turned the commits into acks
 	h.mu.Lock()
 	for _, m := range h.clients {
 		for c := range m {

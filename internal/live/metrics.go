@@ -4,10 +4,12 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // metrics of the hub, registered by main with the server's registry.
 type metrics struct {
-	commitBatch   prometheus.Histogram
-	commitSeconds prometheus.Histogram
-	commitErrors  prometheus.Counter
-	slowCloses    prometheus.Counter
+	commitBatch       prometheus.Histogram
+	commitSeconds     prometheus.Histogram
+	commitErrors      prometheus.Counter
+	slowCloses        prometheus.Counter
+	resyncs           prometheus.Counter
+	replaysAsSnapshot prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -26,6 +28,12 @@ func newMetrics() *metrics {
 		slowCloses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "repcue_live_slow_closes_total", Help: "Sockets closed with 4008 because they could not keep up.",
 		}),
+		resyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "repcue_live_resyncs_total", Help: "Sets reloaded from storage under a new epoch because a write was refused for good.",
+		}),
+		replaysAsSnapshot: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "repcue_live_replays_as_snapshot_total", Help: "Resubscribes answered with a snapshot because the replay did not fit the socket's send queue.",
+		}),
 	}
 }
 
@@ -40,6 +48,7 @@ func (h *Hub) Collectors() []prometheus.Collector {
 	}
 	return []prometheus.Collector{
 		h.metrics.commitBatch, h.metrics.commitSeconds, h.metrics.commitErrors, h.metrics.slowCloses,
+		h.metrics.resyncs, h.metrics.replaysAsSnapshot,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "repcue_live_sockets", Help: "Open live sockets."},
 			count(func() int {
 				n := 0

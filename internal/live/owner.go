@@ -1,6 +1,7 @@
 package live
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -33,22 +34,24 @@ type owner struct {
 	doneCh chan struct{}
 
 	// Below: owned by the goroutine.
-	err      error // the set could not be loaded; every command answers it
-	set      domain.Set
-	epoch    string
-	book     book
-	state    reptimer.State
-	ring     *ring
-	subs     map[*client]struct{}
-	events   map[uuid.UUID]*eventRecord
-	ending   *eventRecord
-	n        int
-	pending  int // writes with the committer
-	retrying int // failed writes waiting to be tried again
-	timer    *time.Timer
-	ticker   *time.Ticker
-	ticking  bool
-	lastUsed time.Time
+	err        error // the set could not be loaded; every command answers it
+	set        domain.Set
+	epoch      string
+	book       book
+	m          machine // the rep timer, and what storage needs to rebuild it
+	ring       *ring
+	subs       map[*client]struct{}
+	events     map[uuid.UUID]*eventRecord
+	ending     *eventRecord
+	n          int
+	pending    int            // writes with the committer
+	retries    []*eventRecord // failed writes, tried again when retryTimer fires
+	retryTimer *time.Timer    // armed while retries wait or a resync waits to be tried again
+	resync     bool           // a write was refused for good: reload from storage once none is in flight
+	timer      *time.Timer    // the rep timer's next clock deadline
+	ticker     *time.Ticker   // hold.tick while the clock counts a hold down
+	ticking    bool
+	lastUsed   time.Time
 }
 
 // eventRecord is an applied event on its way to the database.
@@ -61,23 +64,36 @@ type eventRecord struct {
 	onCommit  []func(error) // REST calls waiting for the commit
 }
 
+// addWaiter adds a socket to acknowledge once the event is committed; a socket
+// that resends while it already waits is acknowledged once.
+func (r *eventRecord) addWaiter(c *client) {
+	if !slices.Contains(r.waiters, c) {
+		r.waiters = append(r.waiters, c)
+	}
+}
+
 func newOwner(h *Hub, id uuid.UUID) *owner {
 	o := &owner{
 		hub: h, id: id,
-		inbox:  make(chan func(*owner), 1024),
-		doneCh: make(chan struct{}, 1),
-		subs:   map[*client]struct{}{},
-		events: map[uuid.UUID]*eventRecord{},
-		ring:   newRing(h.cfg.ReplayWindow),
-		timer:  time.NewTimer(time.Hour),
-		ticker: time.NewTicker(time.Hour),
+		inbox:      make(chan func(*owner), 1024),
+		doneCh:     make(chan struct{}, 1),
+		subs:       map[*client]struct{}{},
+		events:     map[uuid.UUID]*eventRecord{},
+		ring:       newRing(h.cfg.ReplayWindow),
+		timer:      time.NewTimer(time.Hour),
+		ticker:     time.NewTicker(time.Hour),
+		retryTimer: time.NewTimer(time.Hour),
 	}
 	o.timer.Stop()
 	o.ticker.Stop()
+	o.retryTimer.Stop()
 	return o
 }
 
-var errBusy = &domain.Error{Code: domain.CodeUnavailable, Message: "the set is busy, try again", RetryAfter: time.Second}
+var (
+	errBusy   = &domain.Error{Code: domain.CodeUnavailable, Message: "the set is busy, try again", RetryAfter: time.Second}
+	errResync = &domain.Error{Code: domain.CodeUnavailable, Message: "the set is being reloaded from storage, try again", RetryAfter: time.Second}
+)
 
 // do runs fn in the set's goroutine. If this owner has just retired, the hub's
 // current owner of the set takes the command.
@@ -142,6 +158,7 @@ func (o *owner) run() {
 	defer idle.Stop()
 	defer o.timer.Stop()
 	defer o.ticker.Stop()
+	defer o.retryTimer.Stop() // no retry outlives the hub
 	for {
 		select {
 		case fn := <-o.inbox:
@@ -153,10 +170,9 @@ func (o *owner) run() {
 		case <-o.doneCh:
 			o.runCompletions()
 		case <-o.timer.C:
-			st, frames := reptimer.Advance(o.state, o.hub.now())
-			o.state = st
-			o.broadcast(frames)
-			o.rearm()
+			o.clockTick()
+		case <-o.retryTimer.C:
+			o.retryWrites()
 		case <-o.ticker.C:
 			o.tick()
 		case <-idle.C:
@@ -173,9 +189,16 @@ func (o *owner) run() {
 }
 
 // retire ends the goroutine when nobody needs it: no subscribers, no writes in
-// flight, nothing in the inbox, idle long enough (or the set failed to load).
+// flight or waiting to be retried, nothing in the inbox, idle long enough (or
+// the set failed to load). A subscriber whose socket has closed no longer
+// counts, whether or not its unsubscribe reached the inbox.
 func (o *owner) retire(force bool) bool {
-	if len(o.subs) > 0 || o.pending > 0 || o.retrying > 0 {
+	for c := range o.subs {
+		if c.isClosing() {
+			delete(o.subs, c)
+		}
+	}
+	if len(o.subs) > 0 || o.pending > 0 || len(o.retries) > 0 || o.resync {
 		return false
 	}
 	if !force && o.hub.now().Sub(o.lastUsed) < o.hub.cfg.IdleTimeout {
@@ -205,52 +228,66 @@ func newEpoch() string {
 // memory before (another process, an earlier owner) is gone.
 func (o *owner) load() {
 	o.lastUsed = o.hub.now()
-	o.epoch = newEpoch()
+	o.err = o.loadStored()
+}
+
+// loadStored replaces the set's state with what storage holds, under a new
+// epoch, and lets the clock catch up with now.
+func (o *owner) loadStored() error {
 	ctx, cancel := context.WithTimeout(o.hub.ctx, 10*time.Second)
 	defer cancel()
 	set, err := o.hub.store.FindSet(ctx, o.id)
 	if err != nil {
-		o.err = err
-		return
+		return err
 	}
-	cues, mistakes, err := o.hub.store.LoadCueBook(ctx, set.ExerciseID)
+	cues, mistakes, err := o.hub.store.SetCueBook(ctx, o.id)
 	if err != nil {
-		o.err = err
-		return
+		return err
 	}
 	events, err := o.hub.store.SetEvents(ctx, o.id)
 	if err != nil {
-		o.err = err
-		return
+		return err
 	}
+	o.epoch = newEpoch()
 	o.set, o.book = set, newBook(cues, mistakes)
-	o.state, _ = Fold(set, o.book, events)
+	o.m, _ = fold(set, o.book, events)
+	o.events, o.ending, o.n = map[uuid.UUID]*eventRecord{}, nil, 0
 	for _, e := range events {
 		o.events[e.EventID] = &eventRecord{event: e, committed: true}
 		o.n = max(o.n, e.N)
 	}
 	if set.Status == domain.SetLive {
-		st, _ := reptimer.Advance(o.state, o.hub.now())
-		o.state = st
+		o.m.tick(o.hub.now()) // stored with the next event, like any clock reading
 	}
 	// The frames before now were never in this epoch's window: a since_seq
 	// below the latest seq gets a snapshot, not an empty replay.
-	o.ring.last = o.state.LastSeq()
+	o.ring = newRing(o.hub.cfg.ReplayWindow)
+	o.ring.last = o.m.state.LastSeq()
+	o.rearm()
+	return nil
+}
+
+// clockTick is the server's clock reaching a deadline of the rep timer.
+func (o *owner) clockTick() {
+	o.broadcast(o.m.tick(o.hub.now()))
 	o.rearm()
 }
 
-// apply runs an event through the rep timer, broadcasts what it produced and
-// re-arms the clock. Nothing changes when the timer refuses the event.
-func (o *owner) apply(ev reptimer.Event, at time.Time) ([]reptimer.Frame, error) {
-	st, frames, err := reptimer.Apply(o.state, ev, at)
-	// Even a refused event may have let deadlines pass: keep what they produced.
-	o.state = st
+// applyEvent runs an event through the rep timer, broadcasts what it produced
+// and re-arms the clock. It returns the event as it is to be stored; no frames
+// (and no error) means there is nothing to store. Nothing changes when the
+// timer refuses the event.
+func (o *owner) applyEvent(e postgres.SetEvent) (postgres.SetEvent, []reptimer.Frame, error) {
+	if o.resync {
+		return e, nil, errResync
+	}
+	e, frames, err := o.m.apply(e)
+	if err != nil {
+		return e, nil, err
+	}
 	o.broadcast(frames)
 	o.rearm()
-	if err != nil {
-		return nil, err
-	}
-	return frames, nil
+	return e, frames, nil
 }
 
 func (o *owner) broadcast(frames []reptimer.Frame) {
@@ -265,17 +302,16 @@ func (o *owner) broadcast(frames []reptimer.Frame) {
 	}
 }
 
-// rearm points the timer at the rep timer's next deadline and runs the hold
-// ticker only while a hold counts down.
+// rearm points the timer at the rep timer's next clock deadline and runs the
+// hold ticker only while the clock counts a hold down.
 func (o *owner) rearm() {
 	now := o.hub.now()
-	if d := reptimer.NextDeadline(o.state); d.IsZero() {
+	if d := reptimer.NextDeadline(o.m.state); d.IsZero() {
 		o.timer.Stop()
 	} else {
 		o.timer.Reset(max(d.Sub(now), 0))
 	}
-	hold := o.state.View(now).Hold
-	switch active := hold != nil && !hold.Done; {
+	switch active := reptimer.HoldCounting(o.m.state); {
 	case active && !o.ticking:
 		o.ticker.Reset(o.hub.cfg.HoldTick)
 		o.ticking = true
@@ -286,8 +322,8 @@ func (o *owner) rearm() {
 }
 
 func (o *owner) tick() {
-	v := o.state.View(o.hub.now())
-	if v.Hold == nil || v.Hold.Done {
+	v := o.m.state.View(o.hub.now())
+	if !reptimer.HoldCounting(o.m.state) || v.Hold == nil {
 		o.rearm()
 		return
 	}
@@ -313,20 +349,28 @@ func (o *owner) subscribe(c *client, since *int64, epoch *string) {
 		return
 	}
 	o.subs[c] = struct{}{}
-	last := o.state.LastSeq()
+	last := o.m.state.LastSeq()
 	if since != nil && (epoch == nil || *epoch == o.epoch) {
 		if frames, ok := o.ring.since(*since); ok || *since == last {
-			for _, f := range frames {
-				if !c.enqueue(f) {
-					delete(o.subs, c)
-					return
-				}
+			replay := append(frames, encode(replayedFrame{Type: "replayed", SetID: o.id, Epoch: o.epoch, LastSeq: last}))
+			switch c.enqueueReplay(replay) {
+			case replayQueued:
+				return
+			case replayClosed:
+				delete(o.subs, c)
+				return
 			}
-			c.enqueue(encode(replayedFrame{Type: "replayed", SetID: o.id, Epoch: o.epoch, LastSeq: last}))
-			return
+			// Too long for the socket's queue: a snapshot instead (DESIGN.md §4),
+			// never a 4008 that the client would answer with the same resubscribe.
 		}
 	}
-	c.enqueue(encode(snapshotFrame{Type: "snapshot", SetID: o.id, Epoch: o.epoch, LastSeq: last, State: o.state.View(o.hub.now())}))
+	o.snapshot(c)
+}
+
+// snapshot sends the set's current state to one subscriber.
+func (o *owner) snapshot(c *client) bool {
+	return c.enqueue(encode(snapshotFrame{Type: "snapshot", SetID: o.id, Epoch: o.epoch, LastSeq: o.m.state.LastSeq(),
+		State: o.m.state.View(o.hub.now())}))
 }
 
 func (o *owner) unsubscribe(c *client) { delete(o.subs, c) }
@@ -351,21 +395,17 @@ func (o *owner) athleteEvent(ev athleteEvent) {
 			ev.client.enqueue(o.ack(ev.eventID))
 			return
 		}
-		rec.waiters = append(rec.waiters, ev.client)
+		rec.addWaiter(ev.client)
 		o.write(rec)
 		return
 	}
-	var tev reptimer.Event = reptimer.End{}
-	if ev.typ == "rep.phase" {
-		tev = reptimer.RepPhase{Phase: reptimer.Phase(ev.phase)}
-	}
-	frames, err := o.apply(tev, ev.at)
+	e, frames, err := o.applyEvent(postgres.SetEvent{EventID: ev.eventID, Type: ev.typ, Phase: ev.phase,
+		ActorID: ev.client.user.UserID, At: ev.at, ClientTS: ev.clientTS, Source: "live"})
 	if err != nil {
 		ev.client.enqueue(errorFor(err, o.id.String(), ev.eventID.String()))
 		return
 	}
-	rec := o.record(postgres.SetEvent{EventID: ev.eventID, Type: ev.typ, Phase: ev.phase, ActorID: ev.client.user.UserID,
-		At: ev.at, ClientTS: ev.clientTS, Source: "live"}, frames)
+	rec := o.record(e, frames)
 	rec.waiters = append(rec.waiters, ev.client)
 	o.write(rec)
 }
@@ -381,8 +421,8 @@ func (o *owner) record(e postgres.SetEvent, frames []reptimer.Frame) *eventRecor
 	e.SetID, e.N = o.id, o.n
 	rec := &eventRecord{event: e}
 	for _, f := range frames {
-		if f.Type == "set.ended" {
-			rec.ending = &postgres.SetEnding{SetID: o.id, EndedAt: e.At, Summary: o.state.Summary()}
+		if f.Type == reptimer.FrameSetEnded {
+			rec.ending = &postgres.SetEnding{SetID: o.id, EndedAt: e.At, Summary: o.m.state.Summary()}
 			o.ending = rec
 		}
 	}
@@ -402,40 +442,102 @@ func (o *owner) write(rec *eventRecord) {
 	}})
 }
 
+// writeRefused reports whether the database refused a write for good (its n
+// taken by another writer, a row it references gone): trying it again can
+// never succeed.
+func writeRefused(err error) bool {
+	switch domain.ErrorCode(err) {
+	case domain.CodeConflict, domain.CodeNotFound, domain.CodeInvalid:
+		return true
+	}
+	return false
+}
+
 func (o *owner) written(rec *eventRecord, err error) {
 	o.pending--
 	rec.writing = false
 	waiters, callbacks := rec.waiters, rec.onCommit
 	rec.waiters, rec.onCommit = nil, nil
-	if err == nil {
+	switch {
+	case err == nil:
 		rec.committed = true
 		for _, c := range waiters {
 			c.enqueue(o.ack(rec.event.EventID))
 		}
 		if rec.ending != nil {
 			o.set.Status = domain.SetEnded
-			o.hub.notifySetEnded(o.id, o.set.AthleteID, o.state.Summary())
+			o.hub.notifySetEnded(o.id, o.set.AthleteID, o.m.state.Summary())
 		}
+	case writeRefused(err):
+		// What is live can no longer be stored as it is (another process wrote
+		// this set too): the set reloads from storage once nothing of it is in
+		// flight, and its subscribers resync from a snapshot of a new epoch.
+		// The sockets get no ack: the phone resends, onto the reloaded state.
+		if !o.resync {
+			o.hub.log.Warn("a live set's write was refused; reloading the set from storage", "set", o.id, "err", err)
+		}
+		o.resync = true
+		err = errResync
+	default:
+		// The event is written again after a pause, so that what nobody resends
+		// (coach cues, receipts) is stored once the database is back; the sockets
+		// waiting for it keep waiting and get their ack from that write, so acks
+		// resume by themselves. A phone's resend is written at once.
+		rec.waiters = waiters
+		if len(o.retries) == 0 {
+			o.retryTimer.Reset(writeRetry)
+		}
+		o.retries = append(o.retries, rec)
 	}
 	for _, cb := range callbacks {
 		cb(err)
 	}
-	if err != nil {
-		// The sockets get no ack (the phone resends, and a resend is written at
-		// once); the event is also written again after a pause, so that events
-		// nobody resends (coach cues, receipts) are stored once the database is back.
-		o.retrying++
-		time.AfterFunc(writeRetry, func() {
-			_ = o.doSoon(func(o *owner) {
-				o.retrying--
-				o.write(rec)
-			})
-		})
+	if o.resync && o.pending == 0 {
+		o.reload()
 	}
 }
 
 // writeRetry is the pause before a failed write is tried again.
 const writeRetry = time.Second
+
+// retryWrites writes again what failed, or tries a pending reload again.
+func (o *owner) retryWrites() {
+	if o.resync {
+		if o.pending == 0 {
+			o.reload()
+		}
+		return
+	}
+	retries := o.retries
+	o.retries = nil
+	for _, rec := range retries {
+		o.write(rec)
+	}
+}
+
+// reload replaces the set's state with what storage holds, under a new epoch,
+// and sends every subscriber a snapshot of it. Writes that were waiting to be
+// retried are dropped: unacknowledged, their phones resend them.
+func (o *owner) reload() {
+	for _, rec := range o.retries {
+		for _, cb := range rec.onCommit {
+			cb(errResync)
+		}
+	}
+	o.retries = nil
+	if err := o.loadStored(); err != nil {
+		o.hub.log.Error("reloading a live set failed; trying again", "set", o.id, "err", err)
+		o.retryTimer.Reset(writeRetry)
+		return
+	}
+	o.resync = false
+	o.hub.metrics.resyncs.Inc()
+	for c := range o.subs {
+		if !o.snapshot(c) {
+			delete(o.subs, c)
+		}
+	}
+}
 
 // coachCommand is a cue or a mistake flag from a coach.
 type coachCommand struct {
@@ -451,11 +553,9 @@ func (o *owner) coachCue(cmd coachCommand) {
 		return
 	}
 	e := postgres.SetEvent{EventID: uuid.New(), ActorID: cmd.client.user.UserID, At: cmd.at, Source: "live"}
-	var ev reptimer.Event
 	switch {
 	case cmd.mistakeID != nil:
 		e.Type, e.MistakeID = "mistake.flag", cmd.mistakeID
-		ev = reptimer.FlagMistake{MistakeID: cmd.mistakeID.String()}
 	case cmd.cueID != nil:
 		cue, ok := o.book.cues[*cmd.cueID]
 		if !ok {
@@ -463,12 +563,10 @@ func (o *owner) coachCue(cmd coachCommand) {
 			return
 		}
 		e.Type, e.CueID, e.Text = "cue.send", cmd.cueID, cue.Text
-		ev = reptimer.CoachCue{ID: cue.ID.String(), Text: cue.Text}
 	default:
 		e.Type, e.Text = "cue.send", cmd.text
-		ev = reptimer.CoachCue{Text: cmd.text}
 	}
-	frames, err := o.apply(ev, cmd.at)
+	e, frames, err := o.applyEvent(e)
 	if err != nil {
 		cmd.client.enqueue(errorFor(err, o.id.String(), ""))
 		return
@@ -480,15 +578,15 @@ func (o *owner) cueAck(c *client, seq int64, at time.Time) {
 	if o.fail(c, "") {
 		return
 	}
-	frames, err := o.apply(reptimer.CueAck{CueSeq: seq}, at)
+	e, frames, err := o.applyEvent(postgres.SetEvent{EventID: uuid.New(), Type: "cue.ack", CueSeq: seq, ActorID: c.user.UserID, At: at, Source: "live"})
 	if err != nil {
 		c.enqueue(errorFor(err, o.id.String(), ""))
 		return
 	}
-	if !slices.ContainsFunc(frames, func(f reptimer.Frame) bool { return f.Type == "cue.ack" }) {
+	if len(frames) == 0 {
 		return // the same receipt again: already counted, nothing to store
 	}
-	o.write(o.record(postgres.SetEvent{EventID: uuid.New(), Type: "cue.ack", CueSeq: seq, ActorID: c.user.UserID, At: at, Source: "live"}, frames))
+	o.write(o.record(e, frames))
 }
 
 // UploadEvent is one event recorded offline by the phone.
@@ -512,11 +610,12 @@ type UploadResult struct {
 	Rejected   []Rejection `json:"rejected"`
 }
 
-// upload applies offline events in the order of their own timestamps and
-// replies once every accepted (or resent but unstored) event is committed.
+// upload applies offline events in the order of their own timestamps, each at
+// its own time, and replies once every accepted (or resent but unstored) event
+// is committed.
 func (o *owner) upload(actor uuid.UUID, events []UploadEvent, reply func(UploadResult, error)) {
-	if o.err != nil {
-		reply(UploadResult{}, o.err)
+	if o.err != nil || o.resync {
+		reply(UploadResult{}, cmp.Or(o.err, error(errResync)))
 		return
 	}
 	sorted := append([]UploadEvent(nil), events...)
@@ -531,18 +630,14 @@ func (o *owner) upload(actor uuid.UUID, events []UploadEvent, reply func(UploadR
 			}
 			continue
 		}
-		var tev reptimer.Event = reptimer.End{}
-		if ev.Type == "rep.phase" {
-			tev = reptimer.RepPhase{Phase: reptimer.Phase(ev.Phase)}
-		}
-		frames, err := o.apply(tev, ev.At)
+		e, frames, err := o.applyEvent(postgres.SetEvent{EventID: ev.EventID, Type: ev.Type, Phase: ev.Phase,
+			ActorID: actor, At: ev.At, Source: "upload"})
 		if err != nil {
 			res.Rejected = append(res.Rejected, Rejection{EventID: ev.EventID, Code: domain.ErrorCode(err)})
 			continue
 		}
 		res.Accepted++
-		waiting = append(waiting, o.record(postgres.SetEvent{EventID: ev.EventID, Type: ev.Type, Phase: ev.Phase,
-			ActorID: actor, At: ev.At, Source: "upload"}, frames))
+		waiting = append(waiting, o.record(e, frames))
 	}
 	o.whenCommitted(waiting, func(err error) { reply(res, err) })
 }
@@ -578,20 +673,19 @@ func (o *owner) end(actor uuid.UUID, reply func(reptimer.Summary, error)) {
 		reply(reptimer.Summary{}, o.err)
 		return
 	}
-	if o.state.View(o.hub.now()).Status == domain.SetEnded {
+	if o.m.state.View(o.hub.now()).Status == domain.SetEnded {
 		var recs []*eventRecord
 		if o.ending != nil {
 			recs = append(recs, o.ending)
 		}
-		o.whenCommitted(recs, func(err error) { reply(o.state.Summary(), err) })
+		o.whenCommitted(recs, func(err error) { reply(o.m.state.Summary(), err) })
 		return
 	}
-	now := o.hub.now()
-	frames, err := o.apply(reptimer.End{}, now)
+	e, frames, err := o.applyEvent(postgres.SetEvent{EventID: uuid.New(), Type: "set.end", ActorID: actor, At: o.hub.now(), Source: "live"})
 	if err != nil {
 		reply(reptimer.Summary{}, err)
 		return
 	}
-	rec := o.record(postgres.SetEvent{EventID: uuid.New(), Type: "set.end", ActorID: actor, At: now, Source: "live"}, frames)
-	o.whenCommitted([]*eventRecord{rec}, func(err error) { reply(o.state.Summary(), err) })
+	rec := o.record(e, frames)
+	o.whenCommitted([]*eventRecord{rec}, func(err error) { reply(o.m.state.Summary(), err) })
 }

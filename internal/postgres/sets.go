@@ -162,7 +162,8 @@ type SetEvent struct {
 	Text      string
 	CueSeq    int64
 	ActorID   uuid.UUID
-	At        time.Time
+	At        time.Time  // the event's own time: the server's receive time, or the phone's for an upload
+	Clock     *time.Time // the clock reading to advance to before the event (migrations/0005_live_rebuild.sql)
 	ClientTS  *int64
 	Source    string // live or upload
 }
@@ -176,7 +177,9 @@ type SetEnding struct {
 
 // AppendEvents stores a batch of events (and the endings among them) in one
 // transaction. An event already stored (same set and event_id) is skipped, so a
-// batch retried after an unknown outcome stores nothing twice.
+// batch retried after an unknown outcome stores nothing twice. An event whose
+// number n another writer has taken (two processes owning one set) fails the
+// whole transaction with a conflict: such a write can never succeed.
 func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []SetEnding) error {
 	return translate(s.inTx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
@@ -193,10 +196,10 @@ func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []S
 				cueSeq = &e.CueSeq
 			}
 			b.Queue(`
-				INSERT INTO set_events (set_id, event_id, n, type, phase, cue_id, mistake_id, text, cue_seq, actor_id, at, client_ts, source)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+				INSERT INTO set_events (set_id, event_id, n, type, phase, cue_id, mistake_id, text, cue_seq, actor_id, at, clock, client_ts, source)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 				ON CONFLICT (set_id, event_id) DO NOTHING`,
-				e.SetID, e.EventID, e.N, e.Type, phase, e.CueID, e.MistakeID, text, cueSeq, e.ActorID, e.At, e.ClientTS, e.Source)
+				e.SetID, e.EventID, e.N, e.Type, phase, e.CueID, e.MistakeID, text, cueSeq, e.ActorID, e.At, e.Clock, e.ClientTS, e.Source)
 		}
 		for _, end := range endings {
 			summary, err := json.Marshal(end.Summary)
@@ -214,7 +217,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []S
 func (s *Store) SetEvents(ctx context.Context, setID uuid.UUID) ([]SetEvent, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT set_id, event_id, n, type, coalesce(phase, ''), cue_id, mistake_id, coalesce(text, ''),
-		       coalesce(cue_seq, 0), actor_id, at, client_ts, source
+		       coalesce(cue_seq, 0), actor_id, at, clock, client_ts, source
 		FROM set_events WHERE set_id = $1 ORDER BY n`, setID)
 	if err != nil {
 		return nil, translate(err, "event")
@@ -224,7 +227,7 @@ func (s *Store) SetEvents(ctx context.Context, setID uuid.UUID) ([]SetEvent, err
 	for rows.Next() {
 		var e SetEvent
 		if err := rows.Scan(&e.SetID, &e.EventID, &e.N, &e.Type, &e.Phase, &e.CueID, &e.MistakeID, &e.Text,
-			&e.CueSeq, &e.ActorID, &e.At, &e.ClientTS, &e.Source); err != nil {
+			&e.CueSeq, &e.ActorID, &e.At, &e.Clock, &e.ClientTS, &e.Source); err != nil {
 			return nil, translate(err, "event")
 		}
 		out = append(out, e)

@@ -201,7 +201,14 @@ type Event interface{ isEvent() }
 
 // Events.
 type (
-	RepPhase    struct{ Phase Phase }     // rep.phase from the owning athlete: up, top, down or bottom
+	// RepPhase is a rep.phase of the owning athlete: up, top, down or bottom.
+	// Uploaded marks an event recorded offline and uploaded later: a hold
+	// started by an uploaded top is judged by the events' own times only, so
+	// the server's clock (Advance) never ends it.
+	RepPhase struct {
+		Phase    Phase
+		Uploaded bool
+	}
 	End         struct{}                  // set.end
 	CoachCue    struct{ ID, Text string } // cue.send: a library cue (its ID and text, resolved by the caller) or free text (ID "")
 	FlagMistake struct{ MistakeID string }
@@ -230,6 +237,7 @@ type State struct {
 	upAt, topAt, downAt time.Time
 	holdEndsAt          time.Time
 	holdDone            bool // hold.done was sent, or the hold is over
+	holdUploaded        bool // the top was uploaded: only events' own times end the hold
 
 	// Completed reps, plus the rep cut short once the set ended. Shared
 	// between copies of the State: only ever extended through a copy.

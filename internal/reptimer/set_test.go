@@ -138,10 +138,10 @@ func TestSeqIsGapFreeAcrossApplyAndAdvance(t *testing.T) {
 	step(0, RepPhase{Phase: Top})
 	step(100, CoachCue{Text: "Squeeze"})
 	step(ms(400), nil)                    // nothing due
-	step(ms(2000), RepPhase{Phase: Top})  // refused, but the hold's deadline passed: hold.done, state
-	step(ms(2000), RepPhase{Phase: Down}) // the same instant
-	step(ms(6000), CueAck{CueSeq: 99})    // refused, but the coach cue expired: state
-	step(ms(6500), nil)
+	step(ms(2000), RepPhase{Phase: Top})  // refused: nothing, though the hold's deadline passed
+	step(ms(2000), RepPhase{Phase: Down}) // the same instant: hold.done, state, then down's state
+	step(ms(6000), CueAck{CueSeq: 99})    // refused: nothing, though the coach cue expired
+	step(ms(6500), nil)                   // the clock: the expiry's state
 	step(ms(7000), RepPhase{Phase: Bottom})
 	step(ms(7000), End{})
 	mustEqual(t, "frames", types(all), []string{"state", "cue", "state", "hold.done", "state", "state", "state", "state", "rep.done", "state", "set.ended"})

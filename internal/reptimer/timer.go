@@ -18,23 +18,30 @@ import (
 //	set.end                  state, set.ended
 //	cue.send, mistake.flag   cue, state
 //	cue.ack                  cue.ack              (nothing for a resent receipt)
-//	hold deadline (Advance)  hold.done, state
-//	coach cue expiry         state
+//	hold deadline            hold.done, state     (Advance; or Apply, before its event's frames)
+//	coach cue expiry         state                (likewise)
 //
 // These orders are what the hub and its clients expect (see internal/live).
 
-// NextDeadline is when Advance next has something to do: the end of a running
-// hold or the expiry of the coach's cue, whichever is first. The zero time
-// means nothing is pending. It is never before the latest time applied.
+// NextDeadline is when Advance next has something to do: the end of a hold
+// the server's clock counts down or the expiry of the coach's cue, whichever is
+// first. The zero time means nothing is pending for the clock. The hold of an
+// uploaded top is never the clock's: the next event's own time ends it.
 func NextDeadline(s State) time.Time {
-	at, _ := s.nextDeadline()
+	at, _ := s.nextDeadline(true)
 	return at
 }
 
-func (s State) nextDeadline() (time.Time, bool) {
+// HoldCounting reports whether the server's clock counts a hold down now: the
+// hub sends hold.tick frames while it does.
+func HoldCounting(s State) bool { return s.holdRunning() && !s.holdUploaded }
+
+// nextDeadline is the earliest pending deadline; byClock leaves out the hold of
+// an uploaded top.
+func (s State) nextDeadline(byClock bool) (time.Time, bool) {
 	var at time.Time
 	ok := false
-	if s.holdRunning() {
+	if s.holdRunning() && (!byClock || !s.holdUploaded) {
 		at, ok = s.holdEndsAt, true
 	}
 	if s.coach != nil {
@@ -47,14 +54,23 @@ func (s State) nextDeadline() (time.Time, bool) {
 
 func (s State) holdRunning() bool { return s.phase == Top && !s.holdDone }
 
-// Advance fires every deadline up to and including now, each at its own time:
-// hold.done and a state frame at the end of the hold, a state frame when the
-// coach's cue has been shown for 5 s. Deadlines falling at the same instant
-// share one state frame.
+// Advance is the server's clock reaching now: it fires every deadline of the
+// clock up to and including now, each at its own time: hold.done and a state
+// frame at the end of a hold, a state frame when the coach's cue has been
+// shown for 5 s. Deadlines falling at the same instant share one state frame.
+// The hold of an uploaded top is not the clock's (see RepPhase).
+//
+// Advancing to t1 and then to t2 gives the same state and frames as advancing
+// to t2 at once, and advancing to a time with nothing due changes nothing: so a
+// rebuild that advances to the latest clock reading before each event rebuilds
+// exactly what the clock did live.
 func Advance(s State, now time.Time) (State, []Frame) {
-	var frames []Frame
+	return s.advance(now, true, nil)
+}
+
+func (s State) advance(now time.Time, byClock bool, frames []Frame) (State, []Frame) {
 	for {
-		at, ok := s.nextDeadline()
+		at, ok := s.nextDeadline(byClock)
 		if !ok || at.After(now) {
 			return s, frames
 		}
@@ -72,23 +88,25 @@ func Advance(s State, now time.Time) (State, []Frame) {
 	}
 }
 
-// Apply fires the deadlines up to now (as Advance does), then applies ev at
-// now. A time earlier than the latest one applied counts as that one (offline
-// uploads are applied in `at` order and equal times happen), so durations are
-// never negative.
+// Apply applies ev at now. The event's own time first ends every deadline up
+// to now (the hold of an uploaded top included: its events' times are what
+// judge it), as Advance does, then the event is applied. A time earlier than
+// the latest one applied counts as that one (equal and out-of-order times
+// happen), so durations are never negative.
 //
-// A refused event changes nothing: Apply returns the state and frames of the
-// deadlines alone, with an *Error whose Code is invalid_transition (a rep phase
-// out of order or repeated; anything but cue.ack after the set ended), invalid,
+// A refused event changes nothing at all — not even the deadlines its time
+// passed (the clock or the next event fires them), so that what is not stored
+// leaves no trace a rebuild could miss. It returns the state unchanged, no
+// frames and an *Error whose Code is invalid_transition (a rep phase out of
+// order or repeated; anything but cue.ack after the set ended), invalid,
 // not_found or conflict.
 func Apply(s State, ev Event, now time.Time) (State, []Frame, error) {
-	s, frames := Advance(s, now)
-	at := s.clamp(now)
-	next, n := s, len(frames) // next is a copy: the handlers change only it
+	next, frames := s.advance(now, false, nil) // next is a copy: the handlers change only it
+	at := next.clamp(now)
 	var err error
 	switch e := ev.(type) {
 	case RepPhase:
-		frames, err = next.repPhase(frames, e.Phase, at)
+		frames, err = next.repPhase(frames, e, at)
 	case End:
 		frames, err = next.end(frames, at)
 	case CoachCue:
@@ -101,7 +119,7 @@ func Apply(s State, ev Event, now time.Time) (State, []Frame, error) {
 		err = domain.Errorf(domain.CodeInvalid, "unknown event %T", ev)
 	}
 	if err != nil {
-		return s, frames[:n], err
+		return s, nil, err
 	}
 	next.last = at
 	return next, frames, nil
@@ -143,7 +161,8 @@ func allowed(from, to Phase) bool {
 	return false
 }
 
-func (s *State) repPhase(frames []Frame, to Phase, at time.Time) ([]Frame, error) {
+func (s *State) repPhase(frames []Frame, e RepPhase, at time.Time) ([]Frame, error) {
+	to := e.Phase
 	if s.status == StatusEnded {
 		return frames, ended()
 	}
@@ -167,6 +186,7 @@ func (s *State) repPhase(frames []Frame, to Phase, at time.Time) ([]Frame, error
 		s.topAt = at
 		s.holdEndsAt = at.Add(time.Duration(s.cfg.PauseHoldMS) * time.Millisecond)
 		s.holdDone = s.cfg.PauseHoldMS == 0
+		s.holdUploaded = e.Uploaded
 		frames = s.emitState(frames, at)
 		if s.holdDone { // nothing to wait for
 			frames = s.emit(frames, FrameHoldDone, HoldDonePayload{Rep: s.rep, HeldMS: 0})
