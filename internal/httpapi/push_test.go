@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,7 +11,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/repcue/repcue/internal/auth"
+	"github.com/repcue/repcue/internal/config"
 	"github.com/repcue/repcue/internal/domain"
+	"github.com/repcue/repcue/internal/httpapi"
 	"github.com/repcue/repcue/internal/postgres"
 	"github.com/repcue/repcue/internal/push"
 )
@@ -351,4 +355,18 @@ func TestDeviceRegistration(t *testing.T) {
 		expect(t, w.post("/v1/me/devices", w.athlete.Access, w.ep.subscribe(fmt.Sprint("many-", i))), 201)
 	}
 	expect(t, w.post("/v1/me/devices", w.athlete.Access, w.ep.subscribe("one-too-many")), 409, "conflict")
+}
+
+// Without a VAPID key (no REPCUE_VAPID_PRIVATE_KEY_FILE, no REPCUE_DEV) push is
+// off, and its routes say so rather than take subscriptions that would never
+// receive anything.
+func TestPushIsOffWithoutAKey(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a := h.register("athlete")
+	h.app = httpapi.New(httpapi.Deps{Config: config.Config{}, Log: slog.New(slog.DiscardHandler), Store: h.store,
+		Tokens: h.tokens, Hasher: auth.NewHasher(1), Live: h.hub})
+	expect(t, h.get("/v1/push/vapid-public-key", ""), 503, "unavailable")
+	expect(t, h.post("/v1/me/devices", a.Access, testSubscription()), 503, "unavailable")
+	expect(t, h.get("/v1/me/devices", a.Access), 200)
 }
