@@ -103,8 +103,10 @@ func TestPushEndToEnd(t *testing.T) {
 	}
 
 	// A new prescription reaches the athlete.
+	start := time.Now()
 	pid := w.prescribe()
 	got := w.ep.next(t)
+	t.Logf("prescription created → push decrypted at the endpoint: %s", time.Since(start).Round(time.Millisecond))
 	if got.Sub != "athlete-phone" || got.Notice["type"] != "prescription.created" || got.Notice["prescription_id"] != pid ||
 		!strings.Contains(got.Notice["title"].(string), "coach") || !strings.Contains(got.Notice["body"].(string), "Test variation: 3 × 8 at 62.5 kg") {
 		t.Fatalf("prescription push: %+v", got)
