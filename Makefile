@@ -10,11 +10,14 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/repcue
 
 ## run: find or start a database, migrate, seed the demo accounts, serve on :8080
-## (signing with a development key kept in .devdb/, unless REPCUE_JWT_KEY_FILE is set)
+## (signing with development keys kept in .devdb/, unless REPCUE_JWT_KEY_FILE and
+## REPCUE_VAPID_PRIVATE_KEY_FILE are set)
 run: build
 	@url="$$($(BIN) devdb)" || exit 1; \
 	if [ -z "$$REPCUE_JWT_KEY_FILE" ]; then REPCUE_JWT_KEY_FILE="$$($(BIN) devkey)" || exit 1; fi; \
-	export DATABASE_URL="$$url" REPCUE_JWT_KEY_FILE; \
+	if [ -z "$$REPCUE_VAPID_PRIVATE_KEY_FILE" ]; then REPCUE_VAPID_PRIVATE_KEY_FILE="$$($(BIN) devkey vapid)" || exit 1; \
+		REPCUE_VAPID_SUBJECT="$${REPCUE_VAPID_SUBJECT:-mailto:push@repcue.invalid}"; fi; \
+	export DATABASE_URL="$$url" REPCUE_JWT_KEY_FILE REPCUE_VAPID_PRIVATE_KEY_FILE REPCUE_VAPID_SUBJECT; \
 	$(BIN) migrate && $(BIN) seed && exec $(BIN) serve
 
 ## test: every test against the real database (the race detector on)

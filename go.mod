@@ -3,6 +3,7 @@ module github.com/repcue/repcue
 go 1.26.8
 
 require (
+	github.com/SherClockHolmes/webpush-go v1.4.0
 	github.com/chromedp/cdproto v0.160.1
 	github.com/chromedp/chromedp v0.23.1
 	github.com/fasthttp/websocket v1.5.12

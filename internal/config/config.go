@@ -31,6 +31,7 @@ type Config struct {
 	HashWorkers    int            // REPCUE_HASH_WORKERS: password hashes running at once
 	LogLevel       string         // REPCUE_LOG_LEVEL
 	ShutdownGrace  time.Duration  // REPCUE_SHUTDOWN_GRACE
+	Push           Push           // REPCUE_VAPID_*, REPCUE_PUSH_* (push.go)
 }
 
 // FromEnv reads and validates the configuration.
@@ -110,6 +111,9 @@ func parse(get func(string) string) (Config, error) {
 		c.TrustedProxies = append(c.TrustedProxies, prefix)
 	}
 
+	var pushErrs []string
+	c.Push, pushErrs = parsePush(get)
+	errs = append(errs, pushErrs...)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -192,6 +196,7 @@ func (c Config) Masked() map[string]any {
 		"access_ttl":      c.AccessTTL.String(),
 		"refresh_ttl":     c.RefreshTTL.String(),
 		"hash_workers":    c.HashWorkers,
+		"push":            c.Push,
 	}
 }
 

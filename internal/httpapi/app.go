@@ -20,6 +20,7 @@ import (
 	"github.com/repcue/repcue/internal/domain"
 	"github.com/repcue/repcue/internal/live"
 	"github.com/repcue/repcue/internal/postgres"
+	"github.com/repcue/repcue/internal/push"
 )
 
 // MaxBodyBytes is the largest request body; larger ones are refused with 413
@@ -36,6 +37,12 @@ type Deps struct {
 	Hasher   *auth.Hasher
 	Live     *live.Hub
 	Registry *prometheus.Registry
+	// Push is the push worker, woken after a commit that queued notices; nil
+	// leaves them to its next poll (or to another process).
+	Push *push.Worker
+	// VAPIDPublicKey is the key browsers subscribe with; empty turns the push
+	// routes into 503s.
+	VAPIDPublicKey string
 	// Ready reports whether the server's dependencies beyond the database (the
 	// bus) are usable; nil means there are none.
 	Ready func(context.Context) error
@@ -65,6 +72,10 @@ type API struct {
 	origins map[string]bool
 	// routePaths are the paths of the registered routes: the route label's values.
 	routePaths map[string]bool
+	// push is woken after commits that queue notices; vapidPublicKey is empty
+	// when push is off.
+	push           *push.Worker
+	vapidPublicKey string
 }
 
 // New builds the Fiber app with every route.
@@ -91,6 +102,7 @@ func New(d Deps) *fiber.App {
 		metrics:              newMetrics(d.Registry),
 		sessions:             newSessionCache(d.Store, d.Now),
 	}
+	a.push, a.vapidPublicKey = d.Push, d.VAPIDPublicKey
 	a.origins = map[string]bool{}
 	for _, o := range a.cfg.AllowedOrigins {
 		if n, ok := config.NormalizeOrigin(o); ok {

@@ -173,6 +173,24 @@ func (w *world) freshInvite() string {
 	return inv.Code
 }
 
+// deviceOf registers a fresh push device of athlete ("own"), of other-athlete
+// ("other"), or returns a missing id.
+func (w *world) deviceOf(obj object) string {
+	if obj == missing {
+		return nilUUID
+	}
+	owner := map[object]actor{own: athlete, others: otherAthlete}[obj]
+	sub := testSubscription()
+	keys := sub["keys"].(map[string]any)
+	d, _, err := w.h.store.RegisterDevice(context.Background(), domain.Device{
+		UserID: uuid.MustParse(w.accounts[owner].ID), Kind: domain.DeviceKindWebPush, Endpoint: sub["endpoint"].(string),
+		P256dh: keys["p256dh"].(string), Auth: keys["auth"].(string)}, 10)
+	if err != nil {
+		w.h.t.Fatal(err)
+	}
+	return d.ID.String()
+}
+
 func (w *world) token(a actor) string {
 	if a == anonymous {
 		return ""
@@ -393,6 +411,36 @@ func matrix() map[string]row {
 		// The upgrade itself (401/403 before it) is exercised with real sockets in
 		// live_test.go; a plain GET is refused for everyone.
 		"GET /v1/live": {build: get("/v1/live"), want: public(400)},
+
+		"GET /v1/push/vapid-public-key": {build: get("/v1/push/vapid-public-key"), want: public(200)},
+		"POST /v1/me/devices": {
+			build: func(*world, object) request {
+				return request{Method: "POST", Path: "/v1/me/devices", Body: testSubscription()}
+			},
+			want: roles(map[actor]int{athlete: 201, otherAthlete: 201, coach: 201, otherCoach: 201, admin: 403}),
+		},
+		"GET /v1/me/devices": {
+			build: get("/v1/me/devices"),
+			want:  roles(map[actor]int{athlete: 200, otherAthlete: 200, coach: 200, otherCoach: 200, admin: 403}),
+		},
+		"DELETE /v1/me/devices/:id": {
+			objects: allObjects,
+			build: func(w *world, obj object) request {
+				return request{Method: "DELETE", Path: "/v1/me/devices/" + w.deviceOf(obj)}
+			},
+			// A device is its owner's alone: coaches do not see their athletes' devices.
+			want: func(a actor, obj object) int {
+				switch {
+				case a == anonymous:
+					return 401
+				case a == admin:
+					return 403
+				case obj == own && a == athlete, obj == others && a == otherAthlete:
+					return 204
+				}
+				return 404
+			},
+		},
 	}
 	for key, r := range progressMatrix() { // progress_test.go
 		m[key] = r

@@ -211,6 +211,7 @@ func (a *API) handleCreatePrescription(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	a.push.Wake() // the athlete's notice was queued with it
 	return c.Status(fiber.StatusCreated).JSON(p)
 }
 

@@ -70,4 +70,9 @@ func (a *API) routes(app *fiber.App) {
 	v1.Get("/athletes/:id/sets.csv", authn, only(athlete, coach), a.handleSetsCSV)
 	v1.Get("/coach/cue-effectiveness", authn, only(coach), a.handleCueEffectiveness)
 	v1.Get("/coach/overview", authn, only(coach), a.handleOverview)
+	// Push notifications: the key browsers subscribe with, and their devices.
+	v1.Get("/push/vapid-public-key", a.handleVAPIDKey)
+	v1.Post("/me/devices", authn, only(athlete, coach), a.handleRegisterDevice)
+	v1.Get("/me/devices", authn, only(athlete, coach), a.handleListDevices)
+	v1.Delete("/me/devices/:id", authn, only(athlete, coach), a.handleDeleteDevice)
 }

@@ -86,10 +86,13 @@ func (a *API) handleCreateSet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// Coaches without a live dashboard open get a push instead (queued with the set).
+	n.CoachWatching = func(coach uuid.UUID) bool { return a.live.Sockets(coach) > 0 }
 	set, err := a.store.CreateSet(c.UserContext(), n)
 	if err != nil {
 		return err
 	}
+	a.push.Wake()
 	a.live.SetStarted(set) // coaches' sockets learn of it; the athlete need not wait
 	return c.Status(fiber.StatusCreated).JSON(set)
 }
@@ -317,5 +320,6 @@ func (a *API) handleSetFeedback(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	a.push.Wake() // the athlete's notice was queued with it
 	return c.Status(fiber.StatusCreated).JSON(f)
 }

@@ -184,7 +184,10 @@ func (s *Store) CreatePrescription(ctx context.Context, p domain.Prescription) (
 			p.CoachID, p.AthleteID, variationID, p.Sets, p.Reps, p.LoadKg, p.PauseHoldMs,
 			p.ScheduledOn.Time(), p.Notes).Scan(&p.ID, &created)
 		p.CreatedAt = domain.Time(created)
-		return err
+		if err != nil {
+			return err
+		}
+		return enqueuePrescriptionNotice(ctx, tx, p)
 	})
 	return p, translate(err, "prescription")
 }

@@ -444,7 +444,12 @@ func (s *Store) CreatePrescriptions(ctx context.Context, ps []domain.Prescriptio
 			}
 			p.CreatedAt = domain.Time(created)
 		}
-		return nil
+		if len(ps) == 0 {
+			return nil
+		}
+		// One call, one notice: the athlete hears of the first week's
+		// prescription, not of each week's.
+		return enqueuePrescriptionNotice(ctx, tx, ps[0])
 	})
 	return ps, translate(err, "prescription")
 }

@@ -22,6 +22,9 @@ type NewSet struct {
 	PauseHoldMS    int
 	StartedAt      *time.Time // a set logged offline; nil: now
 	Side           string     // left or right on per-side rungs, else ""
+	// CoachWatching reports whether a linked coach has a live dashboard open;
+	// the others get a push about the set's start. nil: none has.
+	CoachWatching func(coachID uuid.UUID) bool
 }
 
 const setColumns = `s.id, s.athlete_id, s.prescription_id, v.slug, s.load_kg::float8, s.target_reps,
@@ -77,7 +80,10 @@ func (s *Store) CreateSet(ctx context.Context, n NewSet) (domain.Set, error) {
 			return err
 		}
 		set, err = scanSet(tx.QueryRow(ctx, `SELECT `+setColumns+` FROM sets s JOIN variations v ON v.id = s.variation_id WHERE s.id = $1`, id))
-		return err
+		if err != nil {
+			return err
+		}
+		return enqueueSetStartedNotice(ctx, tx, set, n.CoachWatching)
 	})
 	return set, translate(err, "set")
 }
@@ -240,10 +246,16 @@ func (s *Store) SetEvents(ctx context.Context, setID uuid.UUID) ([]SetEvent, err
 // AddFeedback stores a coach's note on a set.
 func (s *Store) AddFeedback(ctx context.Context, setID, coachID uuid.UUID, text string) (domain.Feedback, error) {
 	f := domain.Feedback{SetID: setID, CoachID: coachID, Text: text}
-	var at time.Time
-	err := s.pool.QueryRow(ctx, `INSERT INTO set_feedback (set_id, coach_id, text) VALUES ($1, $2, $3) RETURNING id, created_at`,
-		setID, coachID, text).Scan(&f.ID, &at)
-	f.CreatedAt = domain.Time(at)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var at time.Time
+		err := tx.QueryRow(ctx, `INSERT INTO set_feedback (set_id, coach_id, text) VALUES ($1, $2, $3) RETURNING id, created_at`,
+			setID, coachID, text).Scan(&f.ID, &at)
+		f.CreatedAt = domain.Time(at)
+		if err != nil {
+			return err
+		}
+		return enqueueFeedbackNotice(ctx, tx, f)
+	})
 	return f, translate(err, "feedback")
 }
 
