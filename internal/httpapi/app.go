@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
@@ -123,12 +124,30 @@ func New(d Deps) *fiber.App {
 	app.Use(a.observe)
 	app.Use(recover.New())
 	app.Use(a.inflateBody)
+	app.Use(a.cors())
 	a.routes(app)
 	a.routePaths = map[string]bool{}
 	for _, r := range app.GetRoutes(true) { // true: without middleware
 		a.routePaths[r.Path] = true
 	}
 	return app
+}
+
+// cors answers browsers on the dashboards' origins (REPCUE_ALLOWED_ORIGINS,
+// compared in normalised form): preflights, and the headers a cross-origin
+// page may read. Never a wildcard, never credentials: the API takes bearer
+// tokens, not cookies. The server's own pages (/app/) need none of it.
+func (a *API) cors() fiber.Handler {
+	return cors.New(cors.Config{
+		AllowOriginsFunc: func(origin string) bool {
+			n, ok := config.NormalizeOrigin(origin)
+			return ok && a.origins[n]
+		},
+		AllowMethods:  "GET,POST,PATCH,DELETE",
+		AllowHeaders:  "Authorization,Content-Type,Content-Encoding,If-Match,If-None-Match,Idempotency-Key",
+		ExposeHeaders: "ETag,Retry-After,Location",
+		MaxAge:        600,
+	})
 }
 
 // setSecurityHeaders marks every response: nosniff always, and HSTS when the
