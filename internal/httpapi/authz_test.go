@@ -283,6 +283,14 @@ func matrix() map[string]row {
 			build:   exercise("POST", "/cues", map[string]any{"text": "Knees out", "phase": "concentric", "priority": 5}),
 			want:    adminOnly(201),
 		},
+		"GET /v1/admin/cues/:id": {
+			objects: []object{own, missing},
+			build: func(w *world, obj object) request {
+				id, _ := w.cue(obj)
+				return request{Method: "GET", Path: "/v1/admin/cues/" + id}
+			},
+			want: adminOnly(200),
+		},
 		"PATCH /v1/admin/cues/:id": {
 			objects: []object{own, missing},
 			build: func(w *world, obj object) request {
@@ -308,6 +316,14 @@ func matrix() map[string]row {
 				return r
 			},
 			want: adminOnly(201),
+		},
+		"GET /v1/admin/mistakes/:id": {
+			objects: []object{own, missing},
+			build: func(w *world, obj object) request {
+				id, _ := w.mistake(obj)
+				return request{Method: "GET", Path: "/v1/admin/mistakes/" + id}
+			},
+			want: adminOnly(200),
 		},
 		"PATCH /v1/admin/mistakes/:id": {
 			objects: []object{own, missing},

@@ -114,6 +114,12 @@ func TestIfMatchOnEveryAdminEdit(t *testing.T) {
 			if code != "" {
 				expect(t, res, status, code)
 			}
+			if status == 412 { // the entity as it is now, to show beside the admin's
+				cur, _ := res.json(t)["current"].(map[string]any)
+				if cur["id"] != id || cur["version"] != float64(1) || res.Header.Get("ETag") != `"1"` {
+					t.Fatalf("%s with %s: 412 without the current entity and its ETag: %s %v", key, c.name, res.Body, res.Header)
+				}
+			}
 			var version int
 			var deleted bool
 			deletedSQL := cmp.Or(rt.deleted, "deleted_at IS NOT NULL")
@@ -130,4 +136,31 @@ func TestIfMatchOnEveryAdminEdit(t *testing.T) {
 			}
 		}
 	}
+}
+
+// An admin reads one cue or mistake with the ETag an edit names in If-Match.
+func TestAdminReadsOneCueAndMistakeWithTheirETags(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	adm := h.admin()
+	r := h.post("/v1/admin/exercises/hip-thrust/cues", adm.Access, map[string]any{"text": "Chin tucked", "phase": "lockout", "priority": 2})
+	expect(t, r, 201)
+	cue := r.json(t)["id"].(string)
+	r = h.get("/v1/admin/cues/"+cue, adm.Access)
+	expect(t, r, 200)
+	if r.Header.Get("ETag") != `"1"` || r.json(t)["text"] != "Chin tucked" {
+		t.Fatalf("GET cue: %s %v", r.Body, r.Header)
+	}
+	r = h.post("/v1/admin/exercises/hip-thrust/mistakes", adm.Access, map[string]any{"name": "Chin up", "fix": "Look ahead, chin tucked.", "cue_ids": []string{cue}})
+	expect(t, r, 201)
+	mistake := r.json(t)["id"].(string)
+	expect(t, h.do(request{Method: "PATCH", Path: "/v1/admin/mistakes/" + mistake, Token: adm.Access,
+		Header: map[string]string{"If-Match": `"1"`}, Body: map[string]any{"name": "Chin lifted"}}), 200)
+	r = h.get("/v1/admin/mistakes/"+mistake, adm.Access)
+	expect(t, r, 200)
+	if r.Header.Get("ETag") != `"2"` || r.json(t)["name"] != "Chin lifted" {
+		t.Fatalf("GET mistake: %s %v", r.Body, r.Header)
+	}
+	expect(t, h.do(request{Method: "DELETE", Path: "/v1/admin/mistakes/" + mistake, Token: adm.Access}), 204)
+	expect(t, h.get("/v1/admin/mistakes/"+mistake, adm.Access), 404, "not_found")
 }

@@ -92,6 +92,8 @@ type Problem struct {
 	Detail string      `json:"detail"`
 	Code   domain.Code `json:"code"`
 	Field  string      `json:"field,omitempty"`
+	// Current is, on a 412, the entity as it is now (its ETag is the answer's).
+	Current any `json:"current,omitempty"`
 }
 
 // errorHandler is Fiber's one error handler: every error becomes problem+json,
@@ -126,11 +128,14 @@ func errorHandler(log *slog.Logger, setHeaders func(*fiber.Ctx)) fiber.ErrorHand
 		if de.RetryAfter > 0 {
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(de.RetryAfter.Seconds()))))
 		}
+		if de.CurrentVersion > 0 {
+			c.Set(fiber.HeaderETag, versionETag(de.CurrentVersion))
+		}
 		c.Status(status)
 		c.Set(fiber.HeaderContentType, "application/problem+json")
 		body, _ := c.App().Config().JSONEncoder(Problem{
 			Type: "urn:repcue:problem:" + string(de.Code), Title: titles[de.Code],
-			Status: status, Detail: detail, Code: de.Code, Field: de.Field,
+			Status: status, Detail: detail, Code: de.Code, Field: de.Field, Current: de.Current,
 		})
 		return c.Send(body)
 	}

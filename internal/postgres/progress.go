@@ -684,7 +684,7 @@ func (s *Store) UpdateVariation(ctx context.Context, actor, id uuid.UUID, match 
 			return err
 		}
 		if !match.Matches(before.Version) {
-			return staleVersion("variation")
+			return staleVersion("variation", before, before.Version)
 		}
 		step := before.LoadStepKG
 		if p.SetLoadStepKG {
