@@ -220,6 +220,7 @@ func (a *API) handleCreatePrescription(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	c.Set(fiber.HeaderETag, versionETag(p.Version))
 	return c.Status(fiber.StatusCreated).JSON(p)
 }
 
@@ -283,5 +284,6 @@ func (a *API) handleGetPrescription(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	c.Set(fiber.HeaderETag, versionETag(p.Version))
 	return c.JSON(p)
 }

@@ -1,0 +1,3 @@
+-- Placeholder of branch i11-acct so that its migrations stay numbered 1, 2, 3…
+-- (other branches add 0006). Delete this file when merging.
+SELECT 1;
