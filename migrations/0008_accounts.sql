@@ -45,7 +45,12 @@ CREATE TABLE mail_outbox (
     attempts        int NOT NULL DEFAULT 0,
     last_error      text,
     sent_at         timestamptz,
-    failed_at       timestamptz
+    failed_at       timestamptz,
+    -- A password-reset mail is written for any address asked about (so that
+    -- the request does the same work whether or not it has an account): the
+    -- dispatcher looks the account up when it delivers, stores this token for
+    -- it (email_tokens) and sends, or drops the mail when there is none.
+    reset_token_hash bytea
 );
 CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at) WHERE sent_at IS NULL AND failed_at IS NULL;
 

@@ -262,9 +262,10 @@ type resetRequest struct {
 var resetAccepted = statusResponse{Status: "if an account with a verified email has this address, a reset link is on its way"}
 
 // handlePasswordReset answers 202 alike whether or not the address has an
-// account: the lookup and the writes are one statement either way, and the
-// mail leaves after commit from the outbox. Requests are counted per address
-// and per client, found or not.
+// account, doing the same work: one INSERT of a reset mail into the outbox;
+// the dispatcher looks the account up when it delivers, and drops the mail
+// when no enabled account with a verified email has the address. Requests are
+// counted per address and per client, found or not.
 func (a *API) handlePasswordReset(c *fiber.Ctx) error {
 	var req resetRequest
 	if err := decode(c, &req); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -102,10 +103,28 @@ func TestTemporaryFailuresAreRetried(t *testing.T) {
 func TestTheOutboxSurvivesARestart(t *testing.T) {
 	t.Parallel()
 	store := postgres.NewStore(testdb.New(t))
-	down := mailtest.Start(t)
-	down.Close()
+	// A mail server that hangs up at once (the port stays taken, so no other
+	// test's server can be reached there by mistake).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	down, err := mail.NewSMTP("smtp://"+ln.Addr().String(), "repcue <no-reply@repcue.test>")
+	if err != nil {
+		t.Fatal(err)
+	}
 	enqueue(t, store, "cy@example.com", "Hi", "Hello")
-	_, stop := start(t, store, sender(t, down), 300*time.Millisecond)
+	_, stop := start(t, store, down, 2*time.Second)
 	// The first attempt fails (connection refused) and is scheduled again.
 	deadline := time.Now().Add(10 * time.Second)
 	for {

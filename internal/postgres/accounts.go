@@ -219,25 +219,18 @@ func (s *Store) ConfirmEmail(ctx context.Context, tokenHash []byte) error {
 	}), "user")
 }
 
-// RequestPasswordReset stores a reset token and its mail if email belongs to
-// an enabled account with a verified address, and does nothing otherwise. It
-// is one statement either way, so the answer takes the same time; mail is
-// sent after commit by the outbox dispatcher. The token hash and the mail
-// come from the caller; the mail's To is email.
+// RequestPasswordReset writes a reset mail for email to the outbox, whether
+// or not an account has that address: one INSERT either way, so the answer
+// does the same work and takes the same time. The dispatcher looks the
+// account up when it delivers (DeliverNextMail): an enabled account with a
+// verified address gets the token stored and the mail; for any other address
+// the mail is dropped unsent. The token hash and the mail come from the caller.
 func (s *Store) RequestPasswordReset(ctx context.Context, email string, t EmailToken) error {
 	_, err := s.pool.Exec(ctx, `
-		WITH u AS (
-			SELECT id FROM users
-			WHERE email = $1 AND disabled_at IS NULL AND email_verified_at IS NOT NULL
-		), tok AS (
-			INSERT INTO email_tokens (token_hash, user_id, purpose, email, expires_at)
-			SELECT $2, u.id, 'reset', $1, now() + $3::interval FROM u
-			RETURNING user_id
-		)
-		INSERT INTO mail_outbox (user_id, kind, recipient, subject, body, expires_at)
-		SELECT tok.user_id, $4, $1, $5, $6, now() + $3::interval FROM tok`,
-		email, t.Hash, t.TTL, t.Mail.Kind, t.Mail.Subject, t.Mail.Body)
-	return translate(err, "user")
+		INSERT INTO mail_outbox (kind, recipient, subject, body, expires_at, reset_token_hash)
+		VALUES ($1, $2, $3, $4, now() + $5::interval, $6)`,
+		t.Mail.Kind, email, t.Mail.Subject, t.Mail.Body, t.TTL, t.Hash)
+	return translate(err, "mail")
 }
 
 // PeekResetToken reports whether a reset token can be used now (so that a
@@ -389,8 +382,12 @@ func (s *Store) DeleteAccount(ctx context.Context, userID uuid.UUID, passwordHas
 				return err
 			}
 		}
-		// Throttle entries are keyed by the address (sign-in, reset requests).
+		// Throttle entries are keyed by the address (sign-in, reset requests),
+		// and reset mails are written before their account is looked up.
 		if _, err := tx.Exec(ctx, `DELETE FROM auth_throttle WHERE key = 'account:' || $1 OR key = 'email:' || $1`, email); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM mail_outbox WHERE recipient = $1`, email); err != nil {
 			return err
 		}
 		after, err := json.Marshal(map[string]any{"deleted": true, "role": out.Role})
