@@ -10,11 +10,12 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/repcue
 
 ## run: find or start a database, migrate, seed the demo accounts, serve on :8080
-## (signing with a development key kept in .devdb/, unless REPCUE_JWT_KEY_FILE is set)
+## (signing with a development key kept in .devdb/, unless REPCUE_JWT_KEY_FILE is set;
+## REPCUE_DEV=true, so without REPCUE_SMTP_URL mail and its links are written to the log)
 run: build
 	@url="$$($(BIN) devdb)" || exit 1; \
 	if [ -z "$$REPCUE_JWT_KEY_FILE" ]; then REPCUE_JWT_KEY_FILE="$$($(BIN) devkey)" || exit 1; fi; \
-	export DATABASE_URL="$$url" REPCUE_JWT_KEY_FILE; \
+	export DATABASE_URL="$$url" REPCUE_JWT_KEY_FILE REPCUE_DEV="$${REPCUE_DEV:-true}"; \
 	$(BIN) migrate && $(BIN) seed && exec $(BIN) serve
 
 ## test: every test against the real database (the race detector on)
