@@ -28,6 +28,7 @@ import (
 	"github.com/repcue/repcue/internal/domain"
 	"github.com/repcue/repcue/internal/httpapi"
 	"github.com/repcue/repcue/internal/live"
+	"github.com/repcue/repcue/internal/mail"
 	"github.com/repcue/repcue/internal/postgres"
 	"github.com/repcue/repcue/internal/push"
 )
@@ -217,6 +218,10 @@ func adminCreate(ctx context.Context, args []string, stdout io.Writer) error {
 		if domain.ErrorCode(err) == domain.CodeNotFound {
 			return fmt.Errorf("no account has the email %s: run again without --promote to create it", e)
 		}
+		if errors.Is(err, postgres.ErrUnverified) {
+			return fmt.Errorf("%s has not verified its email, so it cannot be promoted: its owner confirms the address "+
+				"with the link of the verification mail (POST /v1/me/email/verification sends a new one)", e)
+		}
 		if err != nil {
 			return err
 		}
@@ -323,6 +328,13 @@ func serve(ctx context.Context) error {
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registry.MustRegister(hub.Collectors()...)
+	outbox, err := mailDispatcher(cfg, store, log)
+	if err != nil {
+		return err
+	}
+	mailCtx, stopMail := context.WithCancel(context.WithoutCancel(ctx))
+	outbox.Start(mailCtx)
+	defer func() { stopMail(); outbox.Wait() }()
 	app := httpapi.New(httpapi.Deps{
 		Config:   cfg,
 		Log:      log,
@@ -334,6 +346,7 @@ func serve(ctx context.Context) error {
 
 		Push:           pushWorker,
 		VAPIDPublicKey: vapid.PublicKey(),
+		Outbox:         outbox,
 	})
 
 	// The push worker sends what the outbox holds, including what an earlier
@@ -410,6 +423,29 @@ func vapidKey(cfg config.Config, log *slog.Logger) (key push.VAPIDKey, on bool, 
 	}
 	log.Warn("REPCUE_VAPID_PRIVATE_KEY_FILE is not set: push notifications are off")
 	return push.VAPIDKey{}, false, nil
+}
+
+// mailDispatcher builds the outbox's dispatcher: SMTP when REPCUE_SMTP_URL is
+// set; else, in development only, a sender that logs each message (links
+// included); else mail is off, which the log says at start.
+func mailDispatcher(cfg config.Config, store *postgres.Store, log *slog.Logger) (*mail.Dispatcher, error) {
+	var sender mail.Sender
+	switch {
+	case cfg.SMTPURL != "":
+		s, err := mail.NewSMTP(cfg.SMTPURL, cfg.MailFrom)
+		if err != nil {
+			return nil, err
+		}
+		sender = s
+	case cfg.Dev:
+		log.Warn("REPCUE_SMTP_URL is not set: mail is written to this log instead (REPCUE_DEV=true); never do this in production")
+		sender = mail.DevLog{Log: log}
+	default:
+		log.Warn("MAIL IS OFF: REPCUE_SMTP_URL is not set, so no verification, email-change or password-reset mail is sent; " +
+			"set REPCUE_SMTP_URL, REPCUE_MAIL_FROM and REPCUE_PUBLIC_URL")
+		sender = mail.Off{}
+	}
+	return mail.NewDispatcher(store, sender, log, 0), nil
 }
 
 // errNoSigningKey is why serve refuses to start without REPCUE_JWT_KEY_FILE: a

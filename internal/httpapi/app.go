@@ -49,6 +49,8 @@ type Deps struct {
 	Ready func(context.Context) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Outbox is told when mail was committed (nil: it polls by itself).
+	Outbox Outbox
 }
 
 // API holds the handlers' dependencies.
@@ -66,9 +68,15 @@ type API struct {
 	inviteLimiter  *auth.Throttle
 	// inviteAddressLimiter counts wrong invite codes per client address.
 	inviteAddressLimiter *auth.Throttle
-	metrics              *metrics
-	registry             *prometheus.Registry
-	sessions             *sessionCache
+	// Password-reset requests per email address and per client address, and
+	// verification mails per account: each request counts, found or not.
+	resetEmailLimiter   *auth.Throttle
+	resetAddressLimiter *auth.Throttle
+	verifyLimiter       *auth.Throttle
+	outbox              Outbox
+	metrics             *metrics
+	registry            *prometheus.Registry
+	sessions            *sessionCache
 	// origins is the normalised set of REPCUE_ALLOWED_ORIGINS.
 	origins map[string]bool
 	// routePaths are the paths of the registered routes: the route label's values.
@@ -100,8 +108,14 @@ func New(d Deps) *fiber.App {
 		// Per address, for invite codes: the same guessing spread over many
 		// athlete accounts; room for a gym's athletes mistyping behind one address.
 		inviteAddressLimiter: auth.NewThrottle(d.Store, "invite-address", 30, time.Second, 15*time.Minute, d.Now),
-		metrics:              newMetrics(d.Registry),
-		sessions:             newSessionCache(d.Store, d.Now),
+		// Reset mails: 3 per address, then waits from 1 min doubling up to 1 h;
+		// per client address 10, then the same waits.
+		resetEmailLimiter:   auth.NewThrottle(d.Store, "reset-email", 3, time.Minute, time.Hour, d.Now),
+		resetAddressLimiter: auth.NewThrottle(d.Store, "reset-address", 10, time.Minute, time.Hour, d.Now),
+		verifyLimiter:       auth.NewThrottle(d.Store, "verify-resend", 3, time.Minute, time.Hour, d.Now),
+		outbox:              d.Outbox,
+		metrics:             newMetrics(d.Registry),
+		sessions:            newSessionCache(d.Store, d.Now),
 	}
 	a.push, a.vapidPublicKey = d.Push, d.VAPIDPublicKey
 	a.origins = map[string]bool{}

@@ -634,29 +634,13 @@ func (s *Store) EachRepCSV(ctx context.Context, athleteID uuid.UUID, from, to do
 	return translate(rows.Err(), "set")
 }
 
-// Profile is a user with the settings only the user reads.
-type Profile struct {
-	domain.User
-	Units string `json:"units"`
-}
-
-// FindProfile returns an enabled account with its units.
-func (s *Store) FindProfile(ctx context.Context, id uuid.UUID) (Profile, error) {
-	var p Profile
-	err := s.pool.QueryRow(ctx, `SELECT id, email, display_name, role, units FROM users WHERE id = $1 AND disabled_at IS NULL`, id).
-		Scan(&p.ID, &p.Email, &p.DisplayName, &p.Role, &p.Units)
-	return p, translate(err, "user")
-}
-
 // UpdateProfile changes an account's display name and/or units.
-func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, displayName, units *string) (Profile, error) {
-	var p Profile
-	err := s.pool.QueryRow(ctx, `
+func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, displayName, units *string) (domain.Account, error) {
+	a, err := scanAccount(s.pool.QueryRow(ctx, `
 		UPDATE users SET display_name = coalesce($2, display_name), units = coalesce($3, units)
 		WHERE id = $1 AND disabled_at IS NULL
-		RETURNING id, email, display_name, role, units`, id, displayName, units).
-		Scan(&p.ID, &p.Email, &p.DisplayName, &p.Role, &p.Units)
-	return p, translate(err, "user")
+		RETURNING `+accountColumns, id, displayName, units))
+	return a, translate(err, "user")
 }
 
 // UnitsOf is a user's units (kg when the account is gone).

@@ -57,6 +57,7 @@ func (s *Store) CreateSet(ctx context.Context, n NewSet) (domain.Set, error) {
 				INSERT INTO sets (athlete_id, prescription_id, variation_id, load_kg, target_reps, pause_hold_ms, status, started_at, side)
 				SELECT p.athlete_id, p.id, p.variation_id, p.load_kg, p.reps, p.pause_hold_ms, 'live', coalesce($3, now()), $4
 				FROM prescriptions p WHERE p.id = $1 AND p.athlete_id = $2
+				FOR KEY SHARE OF p -- waits for an edit or delete of the prescription under way, then reads its result
 				RETURNING id`, *n.PrescriptionID, n.AthleteID, n.StartedAt, nullIfEmpty(n.Side)).Scan(&id)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return domain.NotFound("prescription")
