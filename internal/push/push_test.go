@@ -79,9 +79,15 @@ func TestCheckSubscriptionEndpoints(t *testing.T) {
 
 func TestCheckSubscriptionKeys(t *testing.T) {
 	t.Parallel()
+	// A key whose standard-alphabet form differs from its base64url form (holds
+	// a '+' or '/'), so that the "standard alphabet" case means something.
 	p, a := subscriptionKeys(t)
-	const ep = "https://push.example.com/x"
 	raw, _ := base64.RawURLEncoding.DecodeString(p)
+	for !strings.ContainsAny(base64.StdEncoding.EncodeToString(raw), "+/") {
+		p, a = subscriptionKeys(t)
+		raw, _ = base64.RawURLEncoding.DecodeString(p)
+	}
+	const ep = "https://push.example.com/x"
 	for _, c := range []struct {
 		name, p256dh, auth, field string
 	}{
