@@ -54,6 +54,10 @@ usage:
                                                  (.devdb/jwt-dev.pem), making it the first time
   repcue devkey vapid                            the same for the development Web Push (VAPID)
                                                  key (.devdb/vapid-dev.pem)
+  repcue keygen jwt|vapid PATH                   write a new signing (jwt) or Web Push (vapid) key
+                                                 to PATH (mode 0600) unless one is there already
+  repcue healthcheck [URL]                       exit 0 if the server answers /readyz with 200
+                                                 (default: REPCUE_ADDR on this machine)
   repcue version                                 print the version
 
 Settings come from the environment; see .env.example.
@@ -101,6 +105,18 @@ func run(ctx context.Context, args []string) error {
 		}
 		fmt.Println(path)
 		return nil
+	case "keygen":
+		if len(args) != 3 {
+			return errors.New("usage: repcue keygen jwt|vapid PATH")
+		}
+		path, err := devdb.KeyFile(args[1], args[2])
+		if err != nil {
+			return err
+		}
+		fmt.Println(path)
+		return nil
+	case "healthcheck":
+		return healthcheck(ctx, args[1:])
 	case "version":
 		fmt.Println(version)
 		return nil
@@ -464,4 +480,38 @@ func signingKey(cfg config.Config, log *slog.Logger) (ed25519.PrivateKey, error)
 	}
 	log.Warn("REPCUE_DEV=true and REPCUE_JWT_KEY_FILE is not set: using a signing key generated now; tokens will not survive a restart")
 	return auth.GenerateKey(), nil
+}
+
+// healthcheck asks a running server whether it is ready (GET /readyz): for a
+// container's HEALTHCHECK, which has no curl in a distroless image.
+func healthcheck(ctx context.Context, args []string) error {
+	url := ""
+	if len(args) > 0 {
+		url = args[0]
+	} else {
+		cfg, err := config.FromEnv()
+		if err != nil {
+			return err
+		}
+		_, port, err := net.SplitHostPort(cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("REPCUE_ADDR %q: %w", cfg.Addr, err)
+		}
+		url = "http://" + net.JoinHostPort("127.0.0.1", port) + "/readyz"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("not healthy: %w", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("not healthy: %s answered %d", url, res.StatusCode)
+	}
+	return nil
 }

@@ -24,19 +24,44 @@ func SigningKeyFile() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, devKeyName)
+	return ensureKey(dir, devKeyName, newSigningKey)
+}
+
+// KeyFile makes the key of a kind ("jwt": the access-token signing key;
+// "vapid": the Web Push key) at path unless a file is there already, and
+// returns path: `repcue keygen`, for deployments that keep keys in a volume.
+func KeyFile(kind, path string) (string, error) {
+	gen := map[string]func() (*pem.Block, error){"jwt": newSigningKey, "vapid": newVAPIDKey}[kind]
+	if gen == nil {
+		return "", fmt.Errorf("unknown key kind %q: jwt or vapid", kind)
+	}
+	return ensureKey(filepath.Dir(path), filepath.Base(path), gen)
+}
+
+// ensureKey returns dir/name, writing a new key there first if there is none.
+func ensureKey(dir, name string, gen func() (*pem.Block, error)) (string, error) {
+	path := filepath.Join(dir, name)
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
-	_, key, err := ed25519.GenerateKey(rand.Reader)
+	block, err := gen()
 	if err != nil {
 		return "", err
+	}
+	return path, writeKeyOnce(dir, name, block)
+}
+
+// newSigningKey is an Ed25519 key in PKCS#8 PEM.
+func newSigningKey() (*pem.Block, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return path, writeKeyOnce(dir, devKeyName, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	return &pem.Block{Type: "PRIVATE KEY", Bytes: der}, nil
 }
 
 // writeKeyOnce writes a PEM key as dir/name (mode 0600) unless it exists.

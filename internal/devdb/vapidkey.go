@@ -6,8 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"os"
-	"path/filepath"
 )
 
 // devVAPIDKeyName is the development VAPID key's file in .devdb/ (ignored by git).
@@ -22,17 +20,18 @@ func VAPIDKeyFile() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, devVAPIDKeyName)
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
+	return ensureKey(dir, devVAPIDKeyName, newVAPIDKey)
+}
+
+// newVAPIDKey is a P-256 key in SEC 1 PEM.
+func newVAPIDKey() (*pem.Block, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	der, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return path, writeKeyOnce(dir, devVAPIDKeyName, &pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	return &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}, nil
 }
