@@ -38,6 +38,7 @@ type Error struct {
 	Message    string
 	Field      string        // the offending input field, when there is one
 	RetryAfter time.Duration // for CodeTooManyRequests and CodeUnavailable
+	LiveSetID  string        // a conflict with the athlete's live set: its id (problem member live_set_id)
 	Err        error
 }
 

@@ -92,6 +92,8 @@ type Problem struct {
 	Detail string      `json:"detail"`
 	Code   domain.Code `json:"code"`
 	Field  string      `json:"field,omitempty"`
+	// LiveSetID extends a 409 of POST /v1/sets: the athlete's live set.
+	LiveSetID string `json:"live_set_id,omitempty"`
 }
 
 // errorHandler is Fiber's one error handler: every error becomes problem+json,
@@ -130,7 +132,7 @@ func errorHandler(log *slog.Logger, setHeaders func(*fiber.Ctx)) fiber.ErrorHand
 		c.Set(fiber.HeaderContentType, "application/problem+json")
 		body, _ := c.App().Config().JSONEncoder(Problem{
 			Type: "urn:repcue:problem:" + string(de.Code), Title: titles[de.Code],
-			Status: status, Detail: detail, Code: de.Code, Field: de.Field,
+			Status: status, Detail: detail, Code: de.Code, Field: de.Field, LiveSetID: de.LiveSetID,
 		})
 		return c.Send(body)
 	}

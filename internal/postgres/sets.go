@@ -47,6 +47,17 @@ func scanSet(row pgx.Row) (domain.Set, error) {
 func (s *Store) CreateSet(ctx context.Context, n NewSet) (domain.Set, error) {
 	var set domain.Set
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		set, err = createSet(ctx, tx, n)
+		return err
+	})
+	return set, s.withLiveSet(ctx, n.AthleteID, translate(err, "set"))
+}
+
+// createSet is CreateSet in the caller's transaction.
+func createSet(ctx context.Context, tx pgx.Tx, n NewSet) (domain.Set, error) {
+	var set domain.Set
+	err := func() error {
 		var id uuid.UUID
 		var err error
 		if n.PrescriptionID != nil {
@@ -69,7 +80,7 @@ func (s *Store) CreateSet(ctx context.Context, n NewSet) (domain.Set, error) {
 		}
 		if err != nil {
 			if domain.ErrorCode(translate(err, "set")) == domain.CodeConflict {
-				return &domain.Error{Code: domain.CodeConflict, Message: "the athlete already has a live set: end it first", Err: err}
+				return &domain.Error{Code: domain.CodeConflict, Message: "the athlete already has a live set: end it first", Err: errLiveSet}
 			}
 			return err
 		}
@@ -78,8 +89,8 @@ func (s *Store) CreateSet(ctx context.Context, n NewSet) (domain.Set, error) {
 		}
 		set, err = scanSet(tx.QueryRow(ctx, `SELECT `+setColumns+` FROM sets s JOIN variations v ON v.id = s.variation_id WHERE s.id = $1`, id))
 		return err
-	})
-	return set, translate(err, "set")
+	}()
+	return set, err
 }
 
 // FindSet returns a set by id, whoever asks; callers check visibility with CanWatch.
