@@ -163,6 +163,15 @@ func checkRebuild(t *testing.T, r *liveRun) {
 	// The cues as the set's detail lists them (provenance, receipts and their
 	// times) are the cues the subscribers were pushed.
 	mustSame(t, "cues", sentCues(frames), sentCues(live))
+	for _, c := range sentCues(frames) { // who sent it: a coach's cue names its coach, the timer's fix nobody
+		switch {
+		case c.Source == reptimer.SourceCoach && (c.SentBy == nil || c.Mistake != nil),
+			c.Source == reptimer.SourceMistake && c.Mistake == nil,
+			c.SentBy != nil && *c.SentBy != testCoaches[0].String() && *c.SentBy != testCoaches[1].String(),
+			c.Rep < 1 || c.Rep > m.state.View(r.now).Rep+1:
+			t.Fatalf("cue provenance %+v", c)
+		}
+	}
 	mustSame(t, "reps", m.state.Reps(), r.atLastStore.reps)
 	mustSame(t, "summary", m.state.Summary(), r.atLastStore.summary)
 
