@@ -10,11 +10,18 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/repcue
 
 ## run: find or start a database, migrate, seed the demo accounts, serve on :8080
-## (signing with a development key kept in .devdb/, unless REPCUE_JWT_KEY_FILE is set)
+## (signing with development keys kept in .devdb/, unless REPCUE_JWT_KEY_FILE and
+## REPCUE_VAPID_PRIVATE_KEY_FILE are set; a dashboard in development on
+## localhost:3000 is an allowed origin unless REPCUE_ALLOWED_ORIGINS says otherwise;
+## REPCUE_DEV=true, so without REPCUE_SMTP_URL mail and its links are written to the log)
 run: build
 	@url="$$($(BIN) devdb)" || exit 1; \
 	if [ -z "$$REPCUE_JWT_KEY_FILE" ]; then REPCUE_JWT_KEY_FILE="$$($(BIN) devkey)" || exit 1; fi; \
-	export DATABASE_URL="$$url" REPCUE_JWT_KEY_FILE; \
+	if [ -z "$$REPCUE_VAPID_PRIVATE_KEY_FILE" ]; then REPCUE_VAPID_PRIVATE_KEY_FILE="$$($(BIN) devkey vapid)" || exit 1; \
+		REPCUE_VAPID_SUBJECT="$${REPCUE_VAPID_SUBJECT:-mailto:push@repcue.invalid}"; fi; \
+	REPCUE_ALLOWED_ORIGINS="$${REPCUE_ALLOWED_ORIGINS-http://localhost:3000,http://127.0.0.1:3000}"; \
+	export DATABASE_URL="$$url" REPCUE_JWT_KEY_FILE REPCUE_VAPID_PRIVATE_KEY_FILE REPCUE_VAPID_SUBJECT REPCUE_ALLOWED_ORIGINS \
+		REPCUE_DEV="$${REPCUE_DEV:-true}"; \
 	$(BIN) migrate && $(BIN) seed && exec $(BIN) serve
 
 ## test: every test against the real database (the race detector on)

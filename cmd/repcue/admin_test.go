@@ -43,7 +43,21 @@ func TestAdminCreateNeedsPromote(t *testing.T) {
 		t.Fatal("a refused admin create ended a session")
 	}
 
+	// An account whose email is not verified is never promoted, and nothing changes.
 	var out bytes.Buffer
+	err = adminCreate(ctx, []string{"--email", "someone@example.com", "--password", "a long admin password", "--promote"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "not verified") {
+		t.Fatalf("--promote of an unverified account: %v, want a refusal naming verification", err)
+	}
+	if got, _ := store.FindUserByID(ctx, u.ID); got.Role != domain.RoleAthlete {
+		t.Fatalf("an unverified account was promoted: %s", got.Role)
+	}
+	if active, _ := store.ActiveSessions(ctx, []uuid.UUID{family}); !active[family] {
+		t.Fatal("a refused --promote ended a session")
+	}
+	if err := store.MarkEmailVerified(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
 	if err := adminCreate(ctx, []string{"--email", "someone@example.com", "--password", "a long admin password", "--promote"}, &out); err != nil {
 		t.Fatal(err)
 	}

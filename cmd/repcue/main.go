@@ -28,7 +28,9 @@ import (
 	"github.com/repcue/repcue/internal/domain"
 	"github.com/repcue/repcue/internal/httpapi"
 	"github.com/repcue/repcue/internal/live"
+	"github.com/repcue/repcue/internal/mail"
 	"github.com/repcue/repcue/internal/postgres"
+	"github.com/repcue/repcue/internal/push"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -50,6 +52,8 @@ usage:
                                                  throwaway PostgreSQL cluster if none answers
   repcue devkey                                  print the path of the development signing key
                                                  (.devdb/jwt-dev.pem), making it the first time
+  repcue devkey vapid                            the same for the development Web Push (VAPID)
+                                                 key (.devdb/vapid-dev.pem)
   repcue version                                 print the version
 
 Settings come from the environment; see .env.example.
@@ -87,7 +91,11 @@ func run(ctx context.Context, args []string) error {
 	case "devdb":
 		return printDevDB(ctx)
 	case "devkey":
-		path, err := devdb.SigningKeyFile()
+		keyFile := devdb.SigningKeyFile
+		if len(args) > 1 && args[1] == "vapid" {
+			keyFile = devdb.VAPIDKeyFile
+		}
+		path, err := keyFile()
 		if err != nil {
 			return err
 		}
@@ -210,6 +218,10 @@ func adminCreate(ctx context.Context, args []string, stdout io.Writer) error {
 		if domain.ErrorCode(err) == domain.CodeNotFound {
 			return fmt.Errorf("no account has the email %s: run again without --promote to create it", e)
 		}
+		if errors.Is(err, postgres.ErrUnverified) {
+			return fmt.Errorf("%s has not verified its email, so it cannot be promoted: its owner confirms the address "+
+				"with the link of the verification mail (POST /v1/me/email/verification sends a new one)", e)
+		}
 		if err != nil {
 			return err
 		}
@@ -305,10 +317,24 @@ func serve(ctx context.Context) error {
 	} else if n > 0 {
 		log.Info("progress figures stored for earlier sets", "sets", n)
 	}
+	vapid, pushOn, err := vapidKey(cfg, log)
+	if err != nil {
+		return err
+	}
+	pushWorker := push.NewWorker(store, push.Config{Senders: map[string]push.Sender{
+		domain.DeviceKindWebPush: push.NewWebPush(vapid, cfg.Push.VAPIDSubject, cfg.Push.AllowLoopbackHTTP, 10*time.Second),
+	}}, log)
 	hub := live.New(store, log, live.Config{HoldTick: cfg.HoldTick})
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registry.MustRegister(hub.Collectors()...)
+	outbox, err := mailDispatcher(cfg, store, log)
+	if err != nil {
+		return err
+	}
+	mailCtx, stopMail := context.WithCancel(context.WithoutCancel(ctx))
+	outbox.Start(mailCtx)
+	defer func() { stopMail(); outbox.Wait() }()
 	app := httpapi.New(httpapi.Deps{
 		Config:   cfg,
 		Log:      log,
@@ -317,7 +343,21 @@ func serve(ctx context.Context) error {
 		Hasher:   auth.NewHasher(cfg.HashWorkers),
 		Live:     hub,
 		Registry: registry,
+
+		Push:           pushWorker,
+		VAPIDPublicKey: vapid.PublicKey(),
+		Outbox:         outbox,
 	})
+
+	// The push worker sends what the outbox holds, including what an earlier
+	// run left; it stops after the last request, and what it had not sent
+	// waits in the outbox for the next run.
+	if pushOn {
+		pushCtx, stopPush := context.WithCancel(context.WithoutCancel(ctx))
+		pushDone := make(chan struct{})
+		go func() { defer close(pushDone); pushWorker.Run(pushCtx) }()
+		defer func() { stopPush(); <-pushDone }()
+	}
 
 	errc := make(chan error, 2)
 	var metricsSrv *http.Server
@@ -365,6 +405,47 @@ func serve(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// vapidKey is the key that signs Web Push messages, from
+// REPCUE_VAPID_PRIVATE_KEY_FILE. Without it, REPCUE_DEV=true makes one now
+// (browsers that subscribed against an earlier one get nothing until they
+// subscribe again; `make run` keeps one in .devdb/ instead); otherwise push
+// notifications are off: the zero key, and on=false.
+func vapidKey(cfg config.Config, log *slog.Logger) (key push.VAPIDKey, on bool, err error) {
+	switch {
+	case cfg.Push.VAPIDKeyFile != "":
+		key, err = push.LoadVAPIDKey(cfg.Push.VAPIDKeyFile)
+		return key, err == nil, err
+	case cfg.Dev:
+		log.Warn("REPCUE_DEV=true and REPCUE_VAPID_PRIVATE_KEY_FILE is not set: using a VAPID key generated now; browser push subscriptions will not survive a restart")
+		return push.GenerateVAPIDKey(), true, nil
+	}
+	log.Warn("REPCUE_VAPID_PRIVATE_KEY_FILE is not set: push notifications are off")
+	return push.VAPIDKey{}, false, nil
+}
+
+// mailDispatcher builds the outbox's dispatcher: SMTP when REPCUE_SMTP_URL is
+// set; else, in development only, a sender that logs each message (links
+// included); else mail is off, which the log says at start.
+func mailDispatcher(cfg config.Config, store *postgres.Store, log *slog.Logger) (*mail.Dispatcher, error) {
+	var sender mail.Sender
+	switch {
+	case cfg.SMTPURL != "":
+		s, err := mail.NewSMTP(cfg.SMTPURL, cfg.MailFrom)
+		if err != nil {
+			return nil, err
+		}
+		sender = s
+	case cfg.Dev:
+		log.Warn("REPCUE_SMTP_URL is not set: mail is written to this log instead (REPCUE_DEV=true); never do this in production")
+		sender = mail.DevLog{Log: log}
+	default:
+		log.Warn("MAIL IS OFF: REPCUE_SMTP_URL is not set, so no verification, email-change or password-reset mail is sent; " +
+			"set REPCUE_SMTP_URL, REPCUE_MAIL_FROM and REPCUE_PUBLIC_URL")
+		sender = mail.Off{}
+	}
+	return mail.NewDispatcher(store, sender, log, 0), nil
 }
 
 // errNoSigningKey is why serve refuses to start without REPCUE_JWT_KEY_FILE: a

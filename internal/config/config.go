@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
@@ -31,6 +32,10 @@ type Config struct {
 	HashWorkers    int            // REPCUE_HASH_WORKERS: password hashes running at once
 	LogLevel       string         // REPCUE_LOG_LEVEL
 	ShutdownGrace  time.Duration  // REPCUE_SHUTDOWN_GRACE
+	Push           Push           // REPCUE_VAPID_*, REPCUE_PUSH_* (push.go)
+	SMTPURL        string         // REPCUE_SMTP_URL; empty: mail is off (logged instead, in development only)
+	MailFrom       string         // REPCUE_MAIL_FROM
+	PublicURL      string         // REPCUE_PUBLIC_URL: the base of the links mail carries
 }
 
 // FromEnv reads and validates the configuration.
@@ -48,6 +53,9 @@ func parse(get func(string) string) (Config, error) {
 		Issuer:      orDefault(get("REPCUE_JWT_ISSUER"), "repcue"),
 		Audience:    orDefault(get("REPCUE_JWT_AUDIENCE"), "repcue-api"),
 		LogLevel:    orDefault(get("REPCUE_LOG_LEVEL"), "info"),
+		SMTPURL:     strings.TrimSpace(get("REPCUE_SMTP_URL")),
+		MailFrom:    strings.TrimSpace(orDefault(get("REPCUE_MAIL_FROM"), "repcue <no-reply@localhost>")),
+		PublicURL:   strings.TrimRight(strings.TrimSpace(orDefault(get("REPCUE_PUBLIC_URL"), "http://localhost:8080")), "/"),
 	}
 	var errs []string
 	dur := func(name, def string, min, max time.Duration) time.Duration {
@@ -108,6 +116,23 @@ func parse(get func(string) string) (Config, error) {
 			continue
 		}
 		c.TrustedProxies = append(c.TrustedProxies, prefix)
+	}
+
+	var pushErrs []string
+	c.Push, pushErrs = parsePush(get)
+	errs = append(errs, pushErrs...)
+	if c.SMTPURL != "" {
+		u, err := url.Parse(c.SMTPURL)
+		if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
+			errs = append(errs, "REPCUE_SMTP_URL must look like smtp://user:pass@host:port or smtps://user:pass@host:port")
+		}
+	}
+	if _, err := mail.ParseAddress(c.MailFrom); err != nil {
+		errs = append(errs, "REPCUE_MAIL_FROM must be an address like \"repcue <no-reply@example.com>\"")
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.RawQuery != "" || u.Fragment != "" {
+		errs = append(errs, "REPCUE_PUBLIC_URL must be an http(s) URL like https://app.example.com")
 	}
 
 	switch c.LogLevel {
@@ -192,6 +217,10 @@ func (c Config) Masked() map[string]any {
 		"access_ttl":      c.AccessTTL.String(),
 		"refresh_ttl":     c.RefreshTTL.String(),
 		"hash_workers":    c.HashWorkers,
+		"push":            c.Push,
+		"smtp_url":        MaskURL(c.SMTPURL),
+		"mail_from":       c.MailFrom,
+		"public_url":      c.PublicURL,
 	}
 }
 

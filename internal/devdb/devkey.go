@@ -36,24 +36,29 @@ func SigningKeyFile() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// Written aside and linked into place: two `make run`s starting at once
-	// both end with the same complete key, never a half-written one.
-	tmp, err := os.CreateTemp(dir, devKeyName+".*")
+	return path, writeKeyOnce(dir, devKeyName, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// writeKeyOnce writes a PEM key as dir/name (mode 0600) unless it exists.
+// Written aside and linked into place: two `make run`s starting at once both
+// end with the same complete key, never a half-written one.
+func writeKeyOnce(dir, name string, block *pem.Block) error {
+	tmp, err := os.CreateTemp(dir, name+".*")
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer os.Remove(tmp.Name())
-	if err := pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+	if err := pem.Encode(tmp, block); err != nil {
 		tmp.Close()
-		return "", err
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return "", err
+		return err
 	}
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, os.ErrExist) {
-		return "", err
+	if err := os.Link(tmp.Name(), filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
 	}
-	return path, nil
+	return nil
 }
 
 func keyDir() (string, error) {

@@ -111,4 +111,6 @@ type Prescription struct {
 	ScheduledOn Date      `json:"scheduled_on"`
 	Notes       string    `json:"notes"`
 	CreatedAt   Time      `json:"created_at"`
+	// Version rises with every edit; it is the prescription's ETag.
+	Version int `json:"version"`
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
@@ -20,6 +21,7 @@ import (
 	"github.com/repcue/repcue/internal/domain"
 	"github.com/repcue/repcue/internal/live"
 	"github.com/repcue/repcue/internal/postgres"
+	"github.com/repcue/repcue/internal/push"
 )
 
 // MaxBodyBytes is the largest request body; larger ones are refused with 413
@@ -36,11 +38,19 @@ type Deps struct {
 	Hasher   *auth.Hasher
 	Live     *live.Hub
 	Registry *prometheus.Registry
+	// Push is the push worker, woken after a commit that queued notices; nil
+	// leaves them to its next poll (or to another process).
+	Push *push.Worker
+	// VAPIDPublicKey is the key browsers subscribe with; empty turns the push
+	// routes into 503s.
+	VAPIDPublicKey string
 	// Ready reports whether the server's dependencies beyond the database (the
 	// bus) are usable; nil means there are none.
 	Ready func(context.Context) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Outbox is told when mail was committed (nil: it polls by itself).
+	Outbox Outbox
 }
 
 // API holds the handlers' dependencies.
@@ -58,13 +68,23 @@ type API struct {
 	inviteLimiter  *auth.Throttle
 	// inviteAddressLimiter counts wrong invite codes per client address.
 	inviteAddressLimiter *auth.Throttle
-	metrics              *metrics
-	registry             *prometheus.Registry
-	sessions             *sessionCache
+	// Password-reset requests per email address and per client address, and
+	// verification mails per account: each request counts, found or not.
+	resetEmailLimiter   *auth.Throttle
+	resetAddressLimiter *auth.Throttle
+	verifyLimiter       *auth.Throttle
+	outbox              Outbox
+	metrics             *metrics
+	registry            *prometheus.Registry
+	sessions            *sessionCache
 	// origins is the normalised set of REPCUE_ALLOWED_ORIGINS.
 	origins map[string]bool
 	// routePaths are the paths of the registered routes: the route label's values.
 	routePaths map[string]bool
+	// push is woken after commits that queue notices; vapidPublicKey is empty
+	// when push is off.
+	push           *push.Worker
+	vapidPublicKey string
 }
 
 // New builds the Fiber app with every route.
@@ -88,9 +108,16 @@ func New(d Deps) *fiber.App {
 		// Per address, for invite codes: the same guessing spread over many
 		// athlete accounts; room for a gym's athletes mistyping behind one address.
 		inviteAddressLimiter: auth.NewThrottle(d.Store, "invite-address", 30, time.Second, 15*time.Minute, d.Now),
-		metrics:              newMetrics(d.Registry),
-		sessions:             newSessionCache(d.Store, d.Now),
+		// Reset mails: 3 per address, then waits from 1 min doubling up to 1 h;
+		// per client address 10, then the same waits.
+		resetEmailLimiter:   auth.NewThrottle(d.Store, "reset-email", 3, time.Minute, time.Hour, d.Now),
+		resetAddressLimiter: auth.NewThrottle(d.Store, "reset-address", 10, time.Minute, time.Hour, d.Now),
+		verifyLimiter:       auth.NewThrottle(d.Store, "verify-resend", 3, time.Minute, time.Hour, d.Now),
+		outbox:              d.Outbox,
+		metrics:             newMetrics(d.Registry),
+		sessions:            newSessionCache(d.Store, d.Now),
 	}
+	a.push, a.vapidPublicKey = d.Push, d.VAPIDPublicKey
 	a.origins = map[string]bool{}
 	for _, o := range a.cfg.AllowedOrigins {
 		if n, ok := config.NormalizeOrigin(o); ok {
@@ -111,12 +138,30 @@ func New(d Deps) *fiber.App {
 	app.Use(a.observe)
 	app.Use(recover.New())
 	app.Use(a.inflateBody)
+	app.Use(a.cors())
 	a.routes(app)
 	a.routePaths = map[string]bool{}
 	for _, r := range app.GetRoutes(true) { // true: without middleware
 		a.routePaths[r.Path] = true
 	}
 	return app
+}
+
+// cors answers browsers on the dashboards' origins (REPCUE_ALLOWED_ORIGINS,
+// compared in normalised form): preflights, and the headers a cross-origin
+// page may read. Never a wildcard, never credentials: the API takes bearer
+// tokens, not cookies. The server's own pages (/app/) need none of it.
+func (a *API) cors() fiber.Handler {
+	return cors.New(cors.Config{
+		AllowOriginsFunc: func(origin string) bool {
+			n, ok := config.NormalizeOrigin(origin)
+			return ok && a.origins[n]
+		},
+		AllowMethods:  "GET,POST,PATCH,DELETE",
+		AllowHeaders:  "Authorization,Content-Type,Content-Encoding,If-Match,If-None-Match,Idempotency-Key",
+		ExposeHeaders: "ETag,Retry-After,Location",
+		MaxAge:        600,
+	})
 }
 
 // setSecurityHeaders marks every response: nosniff always, and HSTS when the

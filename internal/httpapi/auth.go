@@ -92,10 +92,13 @@ func (a *API) handleRegister(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	u, err := a.store.CreateUser(c.UserContext(), domain.User{Email: req.Email, DisplayName: req.DisplayName, Role: req.Role}, hash)
+	// The account works at once; a verification mail leaves after commit.
+	u, err := a.store.RegisterUser(c.UserContext(), domain.User{Email: req.Email, DisplayName: req.DisplayName, Role: req.Role}, hash,
+		a.emailToken(domain.EmailVerify, req.Email, verifyTTL))
 	if err != nil {
 		return err
 	}
+	a.kickMail()
 	return a.startSession(c, fiber.StatusCreated, u, hash)
 }
 
@@ -253,7 +256,7 @@ func (a *API) handleLogout(c *fiber.Ctx) error {
 }
 
 func (a *API) handleMe(c *fiber.Ctx) error {
-	u, err := a.store.FindProfile(c.UserContext(), principal(c).UserID) // with units (progress.go)
+	u, err := a.store.FindAccount(c.UserContext(), principal(c).UserID) // with units and email_verified
 	if err != nil {
 		if domain.ErrorCode(err) == domain.CodeNotFound {
 			return domain.Errorf(domain.CodeUnauthorized, "the account no longer exists or is disabled")

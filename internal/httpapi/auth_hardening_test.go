@@ -92,6 +92,16 @@ func TestConcurrentWrongPasswordsGetAtMostFive401s(t *testing.T) {
 	if count[401] > 5 || count[401]+count[503] != 5 || count[429] != n-5 {
 		t.Fatalf("%d wrong passwords at once answered %v: want at most five 401, the rest 429", n, count)
 	}
+	// A 503 took its reservation back: make up for it, so that the account has
+	// five failures as if every guess had been checked.
+	for missing, tries := count[503], 0; missing > 0; tries++ {
+		if tries == 20 {
+			t.Fatal("the machine is too busy to check a password")
+		}
+		if login(h, a.Email, "wrong password again").Status == 401 {
+			missing--
+		}
+	}
 	// The real user waits like everyone else, then gets in.
 	expect(t, login(h, a.Email, "correct horse battery"), 429, "too_many_requests")
 	h.clock.Advance(2 * time.Second)

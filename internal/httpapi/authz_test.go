@@ -159,6 +159,31 @@ func (w *world) prescriptionOf(obj object) string {
 	return p.ID.String()
 }
 
+// coachOf is coach ("own": linked to athlete), other-coach ("other") or a missing id.
+func (w *world) coachOf(obj object) string {
+	switch obj {
+	case own:
+		return w.accounts[coach].ID
+	case others:
+		return w.accounts[otherCoach].ID
+	}
+	return nilUUID
+}
+
+// inviteOf is a fresh invite code of coach ("own"), of other-coach ("other"),
+// or a code nobody holds.
+func (w *world) inviteOf(obj object) string {
+	if obj == missing {
+		return "ZZZZZZZZ"
+	}
+	by := map[object]actor{own: coach, others: otherCoach}[obj]
+	inv, err := w.h.store.CreateInvite(context.Background(), uuid.MustParse(w.accounts[by].ID), time.Hour, 1000)
+	if err != nil {
+		w.h.t.Fatal(err)
+	}
+	return inv.Code
+}
+
 // freshInvite is an invite code of a new coach nobody is linked to.
 func (w *world) freshInvite() string {
 	ctx := context.Background()
@@ -171,6 +196,24 @@ func (w *world) freshInvite() string {
 		w.h.t.Fatal(err)
 	}
 	return inv.Code
+}
+
+// deviceOf registers a fresh push device of athlete ("own"), of other-athlete
+// ("other"), or returns a missing id.
+func (w *world) deviceOf(obj object) string {
+	if obj == missing {
+		return nilUUID
+	}
+	owner := map[object]actor{own: athlete, others: otherAthlete}[obj]
+	sub := testSubscription()
+	keys := sub["keys"].(map[string]any)
+	d, _, err := w.h.store.RegisterDevice(context.Background(), domain.Device{
+		UserID: uuid.MustParse(w.accounts[owner].ID), Kind: domain.DeviceKindWebPush, Endpoint: sub["endpoint"].(string),
+		P256dh: keys["p256dh"].(string), Auth: keys["auth"].(string)}, 10)
+	if err != nil {
+		w.h.t.Fatal(err)
+	}
+	return d.ID.String()
 }
 
 func (w *world) token(a actor) string {
@@ -257,6 +300,70 @@ func matrix() map[string]row {
 			want: public(204),
 		},
 		"GET /v1/me": {build: get("/v1/me"), want: signedIn(200)},
+		// Accounts (accounts_test.go has the behaviour).
+		"POST /v1/auth/verify-email": {
+			build: func(*world, object) request {
+				return request{Method: "POST", Path: "/v1/auth/verify-email", Body: map[string]any{"token": "no-such-token"}}
+			},
+			want: public(400),
+		},
+		"POST /v1/auth/password-reset": {
+			build: func(*world, object) request {
+				return request{Method: "POST", Path: "/v1/auth/password-reset", Body: map[string]any{"email": uuid.NewString() + "@example.com"}}
+			},
+			want: public(202),
+		},
+		"POST /v1/auth/password-reset/confirm": {
+			build: func(*world, object) request {
+				return request{Method: "POST", Path: "/v1/auth/password-reset/confirm", Body: map[string]any{
+					"token": "no-such-token", "new_password": "another horse battery"}}
+			},
+			want: public(400),
+		},
+		// Every actor deletes its own account (signed in moments ago).
+		"DELETE /v1/me":     {build: func(*world, object) request { return request{Method: "DELETE", Path: "/v1/me"} }, want: signedIn(204)},
+		"GET /v1/me/export": {build: get("/v1/me/export"), want: signedIn(200)},
+		"POST /v1/me/password": {
+			build: func(*world, object) request {
+				return request{Method: "POST", Path: "/v1/me/password", Body: map[string]any{
+					"current_password": "correct horse battery", "new_password": "correct horse battery 2"}}
+			},
+			want: signedIn(204),
+		},
+		"POST /v1/me/email": {
+			build: func(*world, object) request {
+				return request{Method: "POST", Path: "/v1/me/email", Body: map[string]any{
+					"password": "correct horse battery", "new_email": uuid.NewString() + "@example.com"}}
+			},
+			want: signedIn(202),
+		},
+		// Admins are verified (made by the command line): nothing to resend.
+		"POST /v1/me/email/verification": {
+			build: func(*world, object) request { return request{Method: "POST", Path: "/v1/me/email/verification"} },
+			want:  roles(map[actor]int{athlete: 202, otherAthlete: 202, coach: 202, otherCoach: 202, admin: 409}),
+		},
+		"GET /v1/athlete/coaches": {
+			build: get("/v1/athlete/coaches"),
+			want:  roles(map[actor]int{athlete: 200, otherAthlete: 200, coach: 403, otherCoach: 403, admin: 403}),
+		},
+		"DELETE /v1/athlete/coaches/:coach_id": {
+			objects: allObjects,
+			build: func(w *world, obj object) request {
+				return request{Method: "DELETE", Path: "/v1/athlete/coaches/" + w.coachOf(obj)}
+			},
+			want: ownedBy(204, athlete, otherAthlete),
+		},
+		"GET /v1/coach/invites": {
+			build: get("/v1/coach/invites"),
+			want:  roles(map[actor]int{athlete: 403, otherAthlete: 403, coach: 200, otherCoach: 200, admin: 403}),
+		},
+		"DELETE /v1/coach/invites/:code": {
+			objects: allObjects,
+			build: func(w *world, obj object) request {
+				return request{Method: "DELETE", Path: "/v1/coach/invites/" + w.inviteOf(obj)}
+			},
+			want: ownedBy(204, coach, otherCoach),
+		},
 
 		"GET /v1/exercises":       {build: get("/v1/exercises"), want: signedIn(200)},
 		"GET /v1/exercises/:slug": {objects: []object{own, missing}, build: exercise(""), want: found(200)},
@@ -264,6 +371,14 @@ func matrix() map[string]row {
 			objects: []object{own, missing},
 			build:   exercise("POST", "/cues", map[string]any{"text": "Knees out", "phase": "concentric", "priority": 5}),
 			want:    adminOnly(201),
+		},
+		"GET /v1/admin/cues/:id": {
+			objects: []object{own, missing},
+			build: func(w *world, obj object) request {
+				id, _ := w.cue(obj)
+				return request{Method: "GET", Path: "/v1/admin/cues/" + id}
+			},
+			want: adminOnly(200),
 		},
 		"PATCH /v1/admin/cues/:id": {
 			objects: []object{own, missing},
@@ -290,6 +405,14 @@ func matrix() map[string]row {
 				return r
 			},
 			want: adminOnly(201),
+		},
+		"GET /v1/admin/mistakes/:id": {
+			objects: []object{own, missing},
+			build: func(w *world, obj object) request {
+				id, _ := w.mistake(obj)
+				return request{Method: "GET", Path: "/v1/admin/mistakes/" + id}
+			},
+			want: adminOnly(200),
 		},
 		"PATCH /v1/admin/mistakes/:id": {
 			objects: []object{own, missing},
@@ -350,6 +473,23 @@ func matrix() map[string]row {
 			},
 			want: visibleTo(200, athlete, coach, otherAthlete, otherCoach, admin),
 		},
+		// Only the coach who wrote a prescription edits or deletes it.
+		"PATCH /v1/prescriptions/:id": {
+			objects: allObjects,
+			build: func(w *world, obj object) request {
+				return request{Method: "PATCH", Path: "/v1/prescriptions/" + w.prescriptionOf(obj),
+					Header: map[string]string{"If-Match": `"1"`}, Body: map[string]any{"reps": 10}}
+			},
+			want: ownedBy(200, coach, otherCoach),
+		},
+		"DELETE /v1/prescriptions/:id": {
+			objects: allObjects,
+			build: func(w *world, obj object) request {
+				return request{Method: "DELETE", Path: "/v1/prescriptions/" + w.prescriptionOf(obj),
+					Header: map[string]string{"If-Match": `"1"`}}
+			},
+			want: ownedBy(204, coach, otherCoach),
+		},
 
 		"POST /v1/sets": {
 			build: func(w *world, _ object) request {
@@ -393,6 +533,36 @@ func matrix() map[string]row {
 		// The upgrade itself (401/403 before it) is exercised with real sockets in
 		// live_test.go; a plain GET is refused for everyone.
 		"GET /v1/live": {build: get("/v1/live"), want: public(400)},
+
+		"GET /v1/push/vapid-public-key": {build: get("/v1/push/vapid-public-key"), want: public(200)},
+		"POST /v1/me/devices": {
+			build: func(*world, object) request {
+				return request{Method: "POST", Path: "/v1/me/devices", Body: testSubscription()}
+			},
+			want: roles(map[actor]int{athlete: 201, otherAthlete: 201, coach: 201, otherCoach: 201, admin: 403}),
+		},
+		"GET /v1/me/devices": {
+			build: get("/v1/me/devices"),
+			want:  roles(map[actor]int{athlete: 200, otherAthlete: 200, coach: 200, otherCoach: 200, admin: 403}),
+		},
+		"DELETE /v1/me/devices/:id": {
+			objects: allObjects,
+			build: func(w *world, obj object) request {
+				return request{Method: "DELETE", Path: "/v1/me/devices/" + w.deviceOf(obj)}
+			},
+			// A device is its owner's alone: coaches do not see their athletes' devices.
+			want: func(a actor, obj object) int {
+				switch {
+				case a == anonymous:
+					return 401
+				case a == admin:
+					return 403
+				case obj == own && a == athlete, obj == others && a == otherAthlete:
+					return 204
+				}
+				return 404
+			},
+		},
 	}
 	for key, r := range progressMatrix() { // progress_test.go
 		m[key] = r

@@ -211,6 +211,8 @@ func (a *API) handleCreatePrescription(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	a.push.Wake() // the athlete's notice was queued with it
+	c.Set(fiber.HeaderETag, versionETag(p.Version))
 	return c.Status(fiber.StatusCreated).JSON(p)
 }
 
@@ -274,5 +276,6 @@ func (a *API) handleGetPrescription(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	c.Set(fiber.HeaderETag, versionETag(p.Version))
 	return c.JSON(p)
 }

@@ -220,6 +220,21 @@ func (r cuePatchRequest) validate() (postgres.CuePatch, error) {
 	return p, nil
 }
 
+// handleGetCue answers an admin with one cue and its ETag, the version an edit
+// names in If-Match.
+func (a *API) handleGetCue(c *fiber.Ctx) error {
+	id, err := uuidParam(c, "id", "cue")
+	if err != nil {
+		return err
+	}
+	cue, err := a.store.FindCue(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderETag, versionETag(cue.Version))
+	return c.JSON(cue)
+}
+
 func (a *API) handleUpdateCue(c *fiber.Ctx) error {
 	id, err := uuidParam(c, "id", "cue")
 	if err != nil {
@@ -354,6 +369,20 @@ func (r mistakePatchRequest) validate() (postgres.MistakePatch, error) {
 		}
 	}
 	return p, nil
+}
+
+// handleGetMistake answers an admin with one mistake and its ETag.
+func (a *API) handleGetMistake(c *fiber.Ctx) error {
+	id, err := uuidParam(c, "id", "mistake")
+	if err != nil {
+		return err
+	}
+	m, err := a.store.FindMistake(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderETag, versionETag(m.Version))
+	return c.JSON(m)
 }
 
 func (a *API) handleUpdateMistake(c *fiber.Ctx) error {

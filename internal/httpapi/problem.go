@@ -94,6 +94,8 @@ type Problem struct {
 	Field  string      `json:"field,omitempty"`
 	// LiveSetID extends a 409 of POST /v1/sets: the athlete's live set.
 	LiveSetID string `json:"live_set_id,omitempty"`
+	// Current is, on a 412, the entity as it is now (its ETag is the answer's).
+	Current any `json:"current,omitempty"`
 }
 
 // errorHandler is Fiber's one error handler: every error becomes problem+json,
@@ -128,11 +130,14 @@ func errorHandler(log *slog.Logger, setHeaders func(*fiber.Ctx)) fiber.ErrorHand
 		if de.RetryAfter > 0 {
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(de.RetryAfter.Seconds()))))
 		}
+		if de.CurrentVersion > 0 {
+			c.Set(fiber.HeaderETag, versionETag(de.CurrentVersion))
+		}
 		c.Status(status)
 		c.Set(fiber.HeaderContentType, "application/problem+json")
 		body, _ := c.App().Config().JSONEncoder(Problem{
 			Type: "urn:repcue:problem:" + string(de.Code), Title: titles[de.Code],
-			Status: status, Detail: detail, Code: de.Code, Field: de.Field, LiveSetID: de.LiveSetID,
+			Status: status, Detail: detail, Code: de.Code, Field: de.Field, LiveSetID: de.LiveSetID, Current: de.Current,
 		})
 		return c.Send(body)
 	}

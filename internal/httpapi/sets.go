@@ -92,23 +92,24 @@ func (a *API) handleCreateSet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// Coaches without a live dashboard open get a push instead (queued with the set).
+	n.CoachWatching = func(coach uuid.UUID) bool { return a.live.Sockets(coach) > 0 }
+	var set domain.Set
 	if key == nil {
-		set, err := a.store.CreateSet(c.UserContext(), n)
-		if err != nil {
-			return err
+		set, err = a.store.CreateSet(c.UserContext(), n)
+	} else {
+		var replayed bool
+		set, replayed, err = a.store.CreateSetOnce(c.UserContext(), n, *key)
+		if err == nil && replayed { // a retried start: the set it started, as it is now
+			c.Set("Idempotent-Replayed", "true")
+			return c.Status(fiber.StatusOK).JSON(set)
 		}
-		a.live.SetStarted(set) // coaches' sockets learn of it; the athlete need not wait
-		return c.Status(fiber.StatusCreated).JSON(set)
 	}
-	set, replayed, err := a.store.CreateSetOnce(c.UserContext(), n, *key)
 	if err != nil {
 		return err
 	}
-	if replayed { // a retried start: the set it started, as it is now
-		c.Set("Idempotent-Replayed", "true")
-		return c.Status(fiber.StatusOK).JSON(set)
-	}
-	a.live.SetStarted(set)
+	a.push.Wake()
+	a.live.SetStarted(set) // coaches' sockets learn of it; the athlete need not wait
 	return c.Status(fiber.StatusCreated).JSON(set)
 }
 
@@ -364,5 +365,6 @@ func (a *API) handleSetFeedback(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	a.push.Wake() // the athlete's notice was queued with it
 	return c.Status(fiber.StatusCreated).JSON(f)
 }

@@ -278,6 +278,15 @@ func (h *Hub) Unlinked(coachID, athleteID uuid.UUID) {
 	}
 }
 
+// SignedOut closes every socket of a user at once with 4001, as the session
+// re-check would within SessionCheck: call it once the user's sessions have
+// ended for good (the account was deleted).
+func (h *Hub) SignedOut(userID uuid.UUID) {
+	for _, c := range h.clientsOf(userID) {
+		c.close(CloseRevoked, "the account was deleted", false)
+	}
+}
+
 // Upload applies offline events to a set through its owner and returns once
 // they are committed.
 func (h *Hub) Upload(ctx context.Context, setID, actor uuid.UUID, events []UploadEvent) (UploadResult, error) {

@@ -180,11 +180,14 @@ func (s *Store) CreatePrescription(ctx context.Context, p domain.Prescription) (
 			INSERT INTO prescriptions
 				(coach_id, athlete_id, variation_id, sets, reps, load_kg, pause_hold_ms, scheduled_on, notes)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			RETURNING id, created_at`,
+			RETURNING id, created_at, version`,
 			p.CoachID, p.AthleteID, variationID, p.Sets, p.Reps, p.LoadKg, p.PauseHoldMs,
-			p.ScheduledOn.Time(), p.Notes).Scan(&p.ID, &created)
+			p.ScheduledOn.Time(), p.Notes).Scan(&p.ID, &created, &p.Version)
 		p.CreatedAt = domain.Time(created)
-		return err
+		if err != nil {
+			return err
+		}
+		return enqueuePrescriptionNotice(ctx, tx, p)
 	})
 	return p, translate(err, "prescription")
 }
@@ -202,13 +205,13 @@ type PrescriptionFilter struct {
 
 const prescriptionColumns = `
 	p.id, p.coach_id, p.athlete_id, v.slug, p.sets, p.reps, p.load_kg::float8,
-	p.pause_hold_ms, p.scheduled_on, p.notes, p.created_at`
+	p.pause_hold_ms, p.scheduled_on, p.notes, p.created_at, p.version`
 
 func scanPrescription(row pgx.Row) (domain.Prescription, error) {
 	var p domain.Prescription
 	var scheduled, created time.Time
 	err := row.Scan(&p.ID, &p.CoachID, &p.AthleteID, &p.Variation, &p.Sets, &p.Reps, &p.LoadKg,
-		&p.PauseHoldMs, &scheduled, &p.Notes, &created)
+		&p.PauseHoldMs, &scheduled, &p.Notes, &created, &p.Version)
 	p.ScheduledOn, p.CreatedAt = domain.DateOf(scheduled), domain.Time(created)
 	return p, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -109,9 +110,23 @@ func exerciseID(ctx context.Context, tx pgx.Tx, slug string) (uuid.UUID, error) 
 	return id, err
 }
 
-// staleVersion is the answer when If-Match names a version that is not current.
-func staleVersion(what string) error {
-	return domain.Errorf(domain.CodePreconditionFailed, "the %s has changed since you read it: fetch it again", what)
+// staleVersion is the answer when If-Match names a version that is not current:
+// it carries the entity as it is now.
+func staleVersion(what string, current any, version int) error {
+	return &domain.Error{Code: domain.CodePreconditionFailed, Current: current, CurrentVersion: version,
+		Message: fmt.Sprintf("the %s has changed since you read it: compare with the current one", what)}
+}
+
+// FindCue reads a cue of the library (not a deleted one).
+func (s *Store) FindCue(ctx context.Context, id uuid.UUID) (domain.Cue, error) {
+	c, err := pgx.CollectExactlyOneRow(rowsOf(s.pool.Query(ctx, `SELECT `+cueColumns+` FROM cues WHERE id = $1 AND deleted_at IS NULL`, id)), scanCue)
+	return c, translate(err, "cue")
+}
+
+// FindMistake reads a mistake of the library (not a deleted one) with its cues.
+func (s *Store) FindMistake(ctx context.Context, id uuid.UUID) (domain.Mistake, error) {
+	m, err := pgx.CollectExactlyOneRow(rowsOf(s.pool.Query(ctx, `SELECT `+mistakeColumns+` FROM mistakes m WHERE m.id = $1 AND m.deleted_at IS NULL`, id)), scanMistake)
+	return m, translate(err, "mistake")
 }
 
 // CreateCue adds a cue to an exercise.
@@ -148,7 +163,7 @@ func (s *Store) UpdateCue(ctx context.Context, actor, id uuid.UUID, match domain
 			return err
 		}
 		if !match.Matches(before.Version) {
-			return staleVersion("cue")
+			return staleVersion("cue", before, before.Version)
 		}
 		after, err = pgx.CollectExactlyOneRow(rowsOf(tx.Query(ctx, `
 			UPDATE cues SET text = coalesce($2, text), phase = coalesce($3, phase), priority = coalesce($4, priority),
@@ -171,7 +186,7 @@ func (s *Store) DeleteCue(ctx context.Context, actor, id uuid.UUID, match domain
 			return err
 		}
 		if !match.Matches(before.Version) {
-			return staleVersion("cue")
+			return staleVersion("cue", before, before.Version)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE cues SET deleted_at = now(), version = version + 1 WHERE id = $1`, id); err != nil {
 			return err
@@ -250,7 +265,7 @@ func (s *Store) UpdateMistake(ctx context.Context, actor, id uuid.UUID, match do
 			return err
 		}
 		if !match.Matches(before.Version) {
-			return staleVersion("mistake")
+			return staleVersion("mistake", before, before.Version)
 		}
 		if p.CueIDs != nil {
 			if err := checkCueIDs(ctx, tx, exID, p.CueIDs); err != nil {
@@ -290,7 +305,7 @@ func (s *Store) DeleteMistake(ctx context.Context, actor, id uuid.UUID, match do
 			return domain.Errorf(domain.CodeConflict, "the rep timer detects this mistake itself: edit it, but it cannot be deleted")
 		}
 		if !match.Matches(before.Version) {
-			return staleVersion("mistake")
+			return staleVersion("mistake", before, before.Version)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE mistakes SET deleted_at = now(), version = version + 1 WHERE id = $1`, id); err != nil {
 			return err

@@ -444,7 +444,12 @@ func (s *Store) CreatePrescriptions(ctx context.Context, ps []domain.Prescriptio
 			}
 			p.CreatedAt = domain.Time(created)
 		}
-		return nil
+		if len(ps) == 0 {
+			return nil
+		}
+		// One call, one notice: the athlete hears of the first week's
+		// prescription, not of each week's.
+		return enqueuePrescriptionNotice(ctx, tx, ps[0])
 	})
 	return ps, translate(err, "prescription")
 }
@@ -629,29 +634,13 @@ func (s *Store) EachRepCSV(ctx context.Context, athleteID uuid.UUID, from, to do
 	return translate(rows.Err(), "set")
 }
 
-// Profile is a user with the settings only the user reads.
-type Profile struct {
-	domain.User
-	Units string `json:"units"`
-}
-
-// FindProfile returns an enabled account with its units.
-func (s *Store) FindProfile(ctx context.Context, id uuid.UUID) (Profile, error) {
-	var p Profile
-	err := s.pool.QueryRow(ctx, `SELECT id, email, display_name, role, units FROM users WHERE id = $1 AND disabled_at IS NULL`, id).
-		Scan(&p.ID, &p.Email, &p.DisplayName, &p.Role, &p.Units)
-	return p, translate(err, "user")
-}
-
 // UpdateProfile changes an account's display name and/or units.
-func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, displayName, units *string) (Profile, error) {
-	var p Profile
-	err := s.pool.QueryRow(ctx, `
+func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, displayName, units *string) (domain.Account, error) {
+	a, err := scanAccount(s.pool.QueryRow(ctx, `
 		UPDATE users SET display_name = coalesce($2, display_name), units = coalesce($3, units)
 		WHERE id = $1 AND disabled_at IS NULL
-		RETURNING id, email, display_name, role, units`, id, displayName, units).
-		Scan(&p.ID, &p.Email, &p.DisplayName, &p.Role, &p.Units)
-	return p, translate(err, "user")
+		RETURNING `+accountColumns, id, displayName, units))
+	return a, translate(err, "user")
 }
 
 // UnitsOf is a user's units (kg when the account is gone).
@@ -679,7 +668,7 @@ func (s *Store) UpdateVariation(ctx context.Context, actor, id uuid.UUID, match 
 			return err
 		}
 		if !match.Matches(before.Version) {
-			return staleVersion("variation")
+			return staleVersion("variation", before, before.Version)
 		}
 		step := before.LoadStepKG
 		if p.SetLoadStepKG {

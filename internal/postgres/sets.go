@@ -22,6 +22,9 @@ type NewSet struct {
 	PauseHoldMS    int
 	StartedAt      *time.Time // a set logged offline; nil: now
 	Side           string     // left or right on per-side rungs, else ""
+	// CoachWatching reports whether a linked coach has a live dashboard open;
+	// the others get a push about the set's start. nil: none has.
+	CoachWatching func(coachID uuid.UUID) bool
 }
 
 const setColumns = `s.id, s.athlete_id, s.prescription_id, v.slug, s.load_kg::float8, s.target_reps,
@@ -65,6 +68,7 @@ func createSet(ctx context.Context, tx pgx.Tx, n NewSet) (domain.Set, error) {
 				INSERT INTO sets (athlete_id, prescription_id, variation_id, load_kg, target_reps, pause_hold_ms, status, started_at, side)
 				SELECT p.athlete_id, p.id, p.variation_id, p.load_kg, p.reps, p.pause_hold_ms, 'live', coalesce($3, now()), $4
 				FROM prescriptions p WHERE p.id = $1 AND p.athlete_id = $2
+				FOR KEY SHARE OF p -- waits for an edit or delete of the prescription under way, then reads its result
 				RETURNING id`, *n.PrescriptionID, n.AthleteID, n.StartedAt, nullIfEmpty(n.Side)).Scan(&id)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return domain.NotFound("prescription")
@@ -88,7 +92,10 @@ func createSet(ctx context.Context, tx pgx.Tx, n NewSet) (domain.Set, error) {
 			return err
 		}
 		set, err = scanSet(tx.QueryRow(ctx, `SELECT `+setColumns+` FROM sets s JOIN variations v ON v.id = s.variation_id WHERE s.id = $1`, id))
-		return err
+		if err != nil {
+			return err
+		}
+		return enqueueSetStartedNotice(ctx, tx, set, n.CoachWatching)
 	}()
 	return set, err
 }
@@ -251,10 +258,16 @@ func (s *Store) SetEvents(ctx context.Context, setID uuid.UUID) ([]SetEvent, err
 // AddFeedback stores a coach's note on a set.
 func (s *Store) AddFeedback(ctx context.Context, setID, coachID uuid.UUID, text string) (domain.Feedback, error) {
 	f := domain.Feedback{SetID: setID, CoachID: coachID, Text: text}
-	var at time.Time
-	err := s.pool.QueryRow(ctx, `INSERT INTO set_feedback (set_id, coach_id, text) VALUES ($1, $2, $3) RETURNING id, created_at`,
-		setID, coachID, text).Scan(&f.ID, &at)
-	f.CreatedAt = domain.Time(at)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var at time.Time
+		err := tx.QueryRow(ctx, `INSERT INTO set_feedback (set_id, coach_id, text) VALUES ($1, $2, $3) RETURNING id, created_at`,
+			setID, coachID, text).Scan(&f.ID, &at)
+		f.CreatedAt = domain.Time(at)
+		if err != nil {
+			return err
+		}
+		return enqueueFeedbackNotice(ctx, tx, f)
+	})
 	return f, translate(err, "feedback")
 }
 

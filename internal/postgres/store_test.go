@@ -23,6 +23,10 @@ func mkUser(t *testing.T, s *postgres.Store, role domain.Role) domain.User {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Verified, as accounts that may be promoted are.
+	if err := s.MarkEmailVerified(context.Background(), u.ID); err != nil {
+		t.Fatal(err)
+	}
 	return u
 }
 

@@ -234,8 +234,21 @@ func revokeSessions(ctx context.Context, tx pgx.Tx, where string, arg any) error
 
 // CreateAdmin makes a new admin account. An account with that email already
 // existing is a conflict: promoting it is PromoteToAdmin, a separate decision.
+// The operator vouches for the address: a new admin's email is verified.
 func (s *Store) CreateAdmin(ctx context.Context, email, displayName, passwordHash string) (domain.User, error) {
-	return s.CreateUser(ctx, domain.User{Email: email, DisplayName: displayName, Role: domain.RoleAdmin}, passwordHash)
+	u := domain.User{Email: email, DisplayName: displayName, Role: domain.RoleAdmin}
+	err := s.pool.QueryRow(ctx, `
+		INSERT INTO users (email, display_name, role, password_hash, email_verified_at)
+		VALUES ($1, $2, $3, $4, now())
+		RETURNING id`, u.Email, u.DisplayName, u.Role, passwordHash).Scan(&u.ID)
+	if err != nil {
+		err = translate(err, "user")
+		if domain.ErrorCode(err) == domain.CodeConflict {
+			return u, &domain.Error{Code: domain.CodeConflict, Field: "email", Message: "this email is already registered"}
+		}
+		return u, err
+	}
+	return u, nil
 }
 
 // accountState is a user as the audit trail records it.
@@ -245,12 +258,20 @@ type accountState struct {
 	DisplayName string      `json:"display_name"`
 	Role        domain.Role `json:"role"`
 	Disabled    bool        `json:"disabled"`
+	Verified    bool        `json:"email_verified"`
+	Deleted     bool        `json:"-"`
 }
 
 // changeAccount locks the account with email, applies change (an UPDATE of
 // users with $1 the id) and ends every session of the account, in one
 // transaction, with an audit row (no actor: the command line).
 func (s *Store) changeAccount(ctx context.Context, email, change string, args ...any) (domain.User, error) {
+	return s.changeAccountIf(ctx, email, nil, change, args...)
+}
+
+// changeAccountIf is changeAccount when check (if not nil) accepts the account
+// as it is under the lock; otherwise nothing changes and check's error is returned.
+func (s *Store) changeAccountIf(ctx context.Context, email string, check func(accountState) error, change string, args ...any) (domain.User, error) {
 	var before, after accountState
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// NO KEY UPDATE, like the UPDATE itself: a FOR UPDATE lock would also
@@ -258,11 +279,17 @@ func (s *Store) changeAccount(ctx context.Context, email, change string, args ..
 		// while holding its session, which this then waits for: a deadlock.
 		read := func(st *accountState) error {
 			return tx.QueryRow(ctx, `
-				SELECT id, email, display_name, role, disabled_at IS NOT NULL FROM users WHERE email = $1 FOR NO KEY UPDATE`, email).
-				Scan(&st.ID, &st.Email, &st.DisplayName, &st.Role, &st.Disabled)
+				SELECT id, email, display_name, role, disabled_at IS NOT NULL, email_verified_at IS NOT NULL, deleted_at IS NOT NULL
+				FROM users WHERE email = $1 FOR NO KEY UPDATE`, email).
+				Scan(&st.ID, &st.Email, &st.DisplayName, &st.Role, &st.Disabled, &st.Verified, &st.Deleted)
 		}
 		if err := read(&before); err != nil {
 			return err
+		}
+		if check != nil {
+			if err := check(before); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, change, append([]any{before.ID}, args...)...); err != nil {
 			return err
@@ -293,10 +320,24 @@ func (s *Store) changeAccount(ctx context.Context, email, change string, args ..
 // PromoteToAdmin makes the existing account with email an admin with a new
 // password, enabled, ends every session it has (tokens issued for its old role
 // stop working) and records the change in the audit trail.
+//
+// An account whose email is not verified is refused (ErrUnverified): anyone
+// can sign up with any address, and an admin's address must be its owner's.
+// A deleted account (a tombstone) is not found.
 func (s *Store) PromoteToAdmin(ctx context.Context, email, passwordHash string) (domain.User, error) {
-	return s.changeAccount(ctx, email,
-		`UPDATE users SET role = 'admin', password_hash = $2, disabled_at = NULL WHERE id = $1`, passwordHash)
+	return s.changeAccountIf(ctx, email, func(before accountState) error {
+		if before.Deleted {
+			return domain.NotFound("user")
+		}
+		if !before.Verified {
+			return ErrUnverified
+		}
+		return nil
+	}, `UPDATE users SET role = 'admin', password_hash = $2, disabled_at = NULL WHERE id = $1`, passwordHash)
 }
+
+// ErrUnverified refuses to promote an account whose email is not verified.
+var ErrUnverified = domain.Errorf(domain.CodeConflict, "the account's email is not verified: it cannot become an admin until its owner confirms it")
 
 // DisableUser disables the account with email: it can no longer sign in, its
 // sessions end (access tokens within the session re-check, live sockets with
