@@ -436,9 +436,9 @@ func (s *Store) CreatePrescriptions(ctx context.Context, ps []domain.Prescriptio
 			err = tx.QueryRow(ctx, `
 				INSERT INTO prescriptions (coach_id, athlete_id, variation_id, sets, reps, load_kg, pause_hold_ms, scheduled_on, notes)
 				SELECT $1, $2, v.id, $4, $5, $6, $7, $8, $9 FROM variations v WHERE v.slug = $3
-				RETURNING id, created_at`,
+				RETURNING id, created_at, version`,
 				p.CoachID, p.AthleteID, p.Variation, p.Sets, p.Reps, p.LoadKg, p.PauseHoldMs, p.ScheduledOn.Time(), p.Notes).
-				Scan(&p.ID, &created)
+				Scan(&p.ID, &created, &p.Version)
 			if err != nil {
 				return err
 			}
