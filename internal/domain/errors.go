@@ -38,6 +38,7 @@ type Error struct {
 	Message    string
 	Field      string        // the offending input field, when there is one
 	RetryAfter time.Duration // for CodeTooManyRequests and CodeUnavailable
+	LiveSetID  string        // a conflict with the athlete's live set: its id (problem member live_set_id)
 	// Current is, for CodePreconditionFailed, the entity as it is now (read in
 	// the transaction that refused the edit) and CurrentVersion its version, so
 	// that an editor can show both sides without another request.

@@ -92,6 +92,8 @@ type Problem struct {
 	Detail string      `json:"detail"`
 	Code   domain.Code `json:"code"`
 	Field  string      `json:"field,omitempty"`
+	// LiveSetID extends a 409 of POST /v1/sets: the athlete's live set.
+	LiveSetID string `json:"live_set_id,omitempty"`
 	// Current is, on a 412, the entity as it is now (its ETag is the answer's).
 	Current any `json:"current,omitempty"`
 }
@@ -135,7 +137,7 @@ func errorHandler(log *slog.Logger, setHeaders func(*fiber.Ctx)) fiber.ErrorHand
 		c.Set(fiber.HeaderContentType, "application/problem+json")
 		body, _ := c.App().Config().JSONEncoder(Problem{
 			Type: "urn:repcue:problem:" + string(de.Code), Title: titles[de.Code],
-			Status: status, Detail: detail, Code: de.Code, Field: de.Field, Current: de.Current,
+			Status: status, Detail: detail, Code: de.Code, Field: de.Field, LiveSetID: de.LiveSetID, Current: de.Current,
 		})
 		return c.Send(body)
 	}

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"math"
 	"strconv"
 	"time"
@@ -86,15 +88,58 @@ func (a *API) handleCreateSet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	key, err := startKey(c, req)
+	if err != nil {
+		return err
+	}
 	// Coaches without a live dashboard open get a push instead (queued with the set).
 	n.CoachWatching = func(coach uuid.UUID) bool { return a.live.Sockets(coach) > 0 }
-	set, err := a.store.CreateSet(c.UserContext(), n)
+	var set domain.Set
+	if key == nil {
+		set, err = a.store.CreateSet(c.UserContext(), n)
+	} else {
+		var replayed bool
+		set, replayed, err = a.store.CreateSetOnce(c.UserContext(), n, *key)
+		if err == nil && replayed { // a retried start: the set it started, as it is now
+			c.Set("Idempotent-Replayed", "true")
+			return c.Status(fiber.StatusOK).JSON(set)
+		}
+	}
 	if err != nil {
 		return err
 	}
 	a.push.Wake()
 	a.live.SetStarted(set) // coaches' sockets learn of it; the athlete need not wait
 	return c.Status(fiber.StatusCreated).JSON(set)
+}
+
+// startKey reads the optional Idempotency-Key of POST /v1/sets: 1–255 visible
+// ASCII characters, bare or as a quoted string (the IETF draft's form), kept
+// with the SHA-256 of the request's fields as read (so whitespace or field
+// order does not make a retry "another request").
+func startKey(c *fiber.Ctx, req createSetRequest) (*postgres.StartKey, error) {
+	raw := c.Request().Header.Peek("Idempotency-Key")
+	if raw == nil {
+		return nil, nil
+	}
+	key := string(raw) // a copy: fasthttp reuses the header's buffer
+	if len(key) >= 2 && key[0] == '"' && key[len(key)-1] == '"' {
+		key = key[1 : len(key)-1]
+	}
+	if len(key) < 1 || len(key) > 255 {
+		return nil, domain.Invalid("Idempotency-Key", "Idempotency-Key is 1 to 255 visible ASCII characters")
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7e || key[i] == '"' {
+			return nil, domain.Invalid("Idempotency-Key", "Idempotency-Key is 1 to 255 visible ASCII characters")
+		}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, domain.Internal(err)
+	}
+	sum := sha256.Sum256(body)
+	return &postgres.StartKey{Key: key, RequestHash: sum[:]}, nil
 }
 
 // visibleSet finds a set the caller may see (its athlete or a linked coach).

@@ -296,13 +296,13 @@ func (c *client) handle(data []byte, receivedAt time.Time) {
 	case "cue.send":
 		var f cueSendFrame
 		if err = decodeFrame(data, &f); err == nil {
-			setID = f.SetID
+			setID, eventID = f.SetID, optionalString(f.EventID)
 			err = c.cueSend(f, receivedAt)
 		}
 	case "mistake.flag":
 		var f mistakeFlagFrame
 		if err = decodeFrame(data, &f); err == nil {
-			setID = f.SetID
+			setID, eventID = f.SetID, optionalString(f.EventID)
 			err = c.mistakeFlag(f, receivedAt)
 		}
 	case "cue.ack":
@@ -510,8 +510,31 @@ func (c *client) coachTarget(rawID string) (*owner, error) {
 	return o, err
 }
 
+// coachEventID parses the optional event_id of a coach's frame.
+func coachEventID(raw *string) (*uuid.UUID, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	id, err := parseID("event_id", *raw)
+	if err != nil {
+		return nil, err
+	}
+	return &id, nil
+}
+
+func optionalString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
 func (c *client) cueSend(f cueSendFrame, at time.Time) error {
 	var cmd coachCommand
+	var err error
+	if cmd.eventID, err = coachEventID(f.EventID); err != nil {
+		return err
+	}
 	switch {
 	case f.CueID != nil && f.Text != nil:
 		return domain.Invalid("cue_id", "send either cue_id or text, not both")
@@ -539,6 +562,10 @@ func (c *client) cueSend(f cueSendFrame, at time.Time) error {
 }
 
 func (c *client) mistakeFlag(f mistakeFlagFrame, at time.Time) error {
+	eventID, err := coachEventID(f.EventID)
+	if err != nil {
+		return err
+	}
 	id, err := parseID("mistake_id", f.MistakeID)
 	if err != nil {
 		return err
@@ -547,7 +574,7 @@ func (c *client) mistakeFlag(f mistakeFlagFrame, at time.Time) error {
 	if err != nil {
 		return err
 	}
-	cmd := coachCommand{client: c, at: at, mistakeID: &id}
+	cmd := coachCommand{client: c, at: at, mistakeID: &id, eventID: eventID}
 	return o.do(func(o *owner) { o.coachCue(cmd) })
 }
 

@@ -49,7 +49,7 @@ func timerEvent(e postgres.SetEvent) reptimer.Event {
 	case "set.end":
 		return reptimer.End{}
 	case "cue.send":
-		c := reptimer.CoachCue{Text: e.Text}
+		c := reptimer.CoachCue{Text: e.Text, SentBy: e.ActorID.String()}
 		if e.CueID != nil {
 			c.ID = e.CueID.String()
 		}
@@ -58,7 +58,7 @@ func timerEvent(e postgres.SetEvent) reptimer.Event {
 		if e.MistakeID == nil {
 			return nil
 		}
-		return reptimer.FlagMistake{MistakeID: e.MistakeID.String()}
+		return reptimer.FlagMistake{MistakeID: e.MistakeID.String(), SentBy: e.ActorID.String()}
 	case "cue.ack":
 		return reptimer.CueAck{CueSeq: e.CueSeq}
 	}

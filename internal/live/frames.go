@@ -39,15 +39,17 @@ type (
 		ClientTS *int64 `json:"client_ts"`
 	}
 	cueSendFrame struct {
-		Type  string  `json:"type"`
-		SetID string  `json:"set_id"`
-		CueID *string `json:"cue_id"`
-		Text  *string `json:"text"`
+		Type    string  `json:"type"`
+		SetID   string  `json:"set_id"`
+		CueID   *string `json:"cue_id"`
+		Text    *string `json:"text"`
+		EventID *string `json:"event_id"` // optional: acknowledged once committed, deduplicated
 	}
 	mistakeFlagFrame struct {
-		Type      string `json:"type"`
-		SetID     string `json:"set_id"`
-		MistakeID string `json:"mistake_id"`
+		Type      string  `json:"type"`
+		SetID     string  `json:"set_id"`
+		MistakeID string  `json:"mistake_id"`
+		EventID   *string `json:"event_id"` // optional, as for cue.send
 	}
 	cueAckFrame struct {
 		Type   string `json:"type"`

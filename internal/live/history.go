@@ -8,14 +8,49 @@ import (
 	"github.com/repcue/repcue/internal/reptimer"
 )
 
-// SentCue is a cue pushed to the athlete during a set.
+// SentCue is a cue pushed to the athlete during a set, with where it came
+// from (the cue frame's sent_by, rep and mistake) and the athlete's receipt.
 type SentCue struct {
-	Seq          int64       `json:"seq"`
-	ID           *string     `json:"id"`
-	Text         string      `json:"text"`
-	Source       string      `json:"source"`
-	At           domain.Time `json:"at"`
-	Acknowledged bool        `json:"acknowledged"`
+	Seq            int64                `json:"seq"`
+	ID             *string              `json:"id"`
+	Text           string               `json:"text"`
+	Source         string               `json:"source"`
+	At             domain.Time          `json:"at"`
+	SentBy         *string              `json:"sent_by"`
+	Rep            int                  `json:"rep"`
+	Mistake        *reptimer.MistakeRef `json:"mistake"`
+	Acknowledged   bool                 `json:"acknowledged"`
+	AcknowledgedAt *domain.Time         `json:"acknowledged_at"`
+}
+
+// sentCues are the cues the frames pushed, each with its receipt: the one
+// reading of cue and cue.ack frames, for the live set's frames and a rebuild's.
+func sentCues(frames []reptimer.Frame) []SentCue {
+	cues := []SentCue{}
+	bySeq := map[int64]int{}
+	for _, f := range frames {
+		switch p := f.Payload.(type) {
+		case reptimer.CuePayload:
+			sc := SentCue{Seq: f.Seq, Text: p.Cue.Text, Source: p.Cue.Source, At: domain.Time(p.Cue.At),
+				Rep: p.Cue.Rep, Mistake: p.Cue.Mistake}
+			if p.Cue.ID != "" {
+				id := p.Cue.ID
+				sc.ID = &id
+			}
+			if p.Cue.SentBy != "" {
+				by := p.Cue.SentBy
+				sc.SentBy = &by
+			}
+			bySeq[f.Seq] = len(cues)
+			cues = append(cues, sc)
+		case reptimer.CueAckPayload:
+			if i, ok := bySeq[p.CueSeq]; ok {
+				at := p.At
+				cues[i].Acknowledged, cues[i].AcknowledgedAt = true, &at
+			}
+		}
+	}
+	return cues
 }
 
 // SetHistory is what a set's stored events add up to.
@@ -41,23 +76,5 @@ func History(ctx context.Context, store *postgres.Store, set domain.Set) (SetHis
 	}
 	m, frames := fold(set, newBook(cues, mistakes), events)
 	st := m.state
-	h := SetHistory{Reps: st.Reps(), Cues: []SentCue{}, Summary: st.Summary(), LastSeq: st.LastSeq()}
-	bySeq := map[int64]int{}
-	for _, f := range frames {
-		switch p := f.Payload.(type) {
-		case reptimer.CuePayload:
-			sc := SentCue{Seq: f.Seq, Text: p.Cue.Text, Source: p.Cue.Source, At: domain.Time(p.Cue.At)}
-			if p.Cue.ID != "" {
-				id := p.Cue.ID
-				sc.ID = &id
-			}
-			bySeq[f.Seq] = len(h.Cues)
-			h.Cues = append(h.Cues, sc)
-		case reptimer.CueAckPayload:
-			if i, ok := bySeq[p.CueSeq]; ok {
-				h.Cues[i].Acknowledged = true
-			}
-		}
-	}
-	return h, nil
+	return SetHistory{Reps: st.Reps(), Cues: sentCues(frames), Summary: st.Summary(), LastSeq: st.LastSeq()}, nil
 }

@@ -389,14 +389,7 @@ func (o *owner) athleteEvent(ev athleteEvent) {
 	if o.fail(ev.client, ev.eventID.String()) {
 		return
 	}
-	if rec, seen := o.events[ev.eventID]; seen {
-		// A resend: acknowledge it again once it is stored, apply it never again.
-		if rec.committed {
-			ev.client.enqueue(o.ack(ev.eventID))
-			return
-		}
-		rec.addWaiter(ev.client)
-		o.write(rec)
+	if o.resent(ev.client, ev.eventID) {
 		return
 	}
 	e, frames, err := o.applyEvent(postgres.SetEvent{EventID: ev.eventID, Type: ev.typ, Phase: ev.phase,
@@ -408,6 +401,25 @@ func (o *owner) athleteEvent(ev athleteEvent) {
 	rec := o.record(e, frames)
 	rec.waiters = append(rec.waiters, ev.client)
 	o.write(rec)
+}
+
+// resent handles an event id the set has seen: a resend by the same user is
+// acknowledged again once it is stored and applied never again; an id another
+// user's event has taken is refused. It reports whether the id was seen.
+func (o *owner) resent(c *client, eventID uuid.UUID) bool {
+	rec, seen := o.events[eventID]
+	switch {
+	case !seen:
+		return false
+	case rec.event.ActorID != c.user.UserID:
+		c.enqueue(errorFor(domain.Errorf(domain.CodeConflict, "event_id is already taken by another event of this set"), o.id.String(), eventID.String()))
+	case rec.committed:
+		c.enqueue(o.ack(eventID))
+	default:
+		rec.addWaiter(c)
+		o.write(rec)
+	}
+	return true
 }
 
 func (o *owner) ack(eventID uuid.UUID) []byte {
@@ -542,27 +554,39 @@ func (o *owner) reload() {
 	}
 }
 
-// coachCommand is a cue or a mistake flag from a coach.
+// coachCommand is a cue or a mistake flag from a coach. With an eventID the
+// coach's socket is acknowledged once the event is committed, and a resend is
+// acknowledged again and applied once (DESIGN.md §4); without one the event
+// gets a server-made id and no ack.
 type coachCommand struct {
 	client    *client
 	at        time.Time
 	cueID     *uuid.UUID
 	text      string
 	mistakeID *uuid.UUID
+	eventID   *uuid.UUID
 }
 
 func (o *owner) coachCue(cmd coachCommand) {
-	if o.fail(cmd.client, "") {
+	rawEventID := ""
+	eventID := uuid.New()
+	if cmd.eventID != nil {
+		rawEventID, eventID = cmd.eventID.String(), *cmd.eventID
+	}
+	if o.fail(cmd.client, rawEventID) {
 		return
 	}
-	e := postgres.SetEvent{EventID: uuid.New(), ActorID: cmd.client.user.UserID, At: cmd.at, Source: "live"}
+	if cmd.eventID != nil && o.resent(cmd.client, eventID) {
+		return
+	}
+	e := postgres.SetEvent{EventID: eventID, ActorID: cmd.client.user.UserID, At: cmd.at, Source: "live"}
 	switch {
 	case cmd.mistakeID != nil:
 		e.Type, e.MistakeID = "mistake.flag", cmd.mistakeID
 	case cmd.cueID != nil:
 		cue, ok := o.book.cues[*cmd.cueID]
 		if !ok {
-			cmd.client.enqueue(errorFor(domain.NotFound("cue"), o.id.String(), ""))
+			cmd.client.enqueue(errorFor(domain.NotFound("cue"), o.id.String(), rawEventID))
 			return
 		}
 		e.Type, e.CueID, e.Text = "cue.send", cmd.cueID, cue.Text
@@ -571,10 +595,14 @@ func (o *owner) coachCue(cmd coachCommand) {
 	}
 	e, frames, err := o.applyEvent(e)
 	if err != nil {
-		cmd.client.enqueue(errorFor(err, o.id.String(), ""))
+		cmd.client.enqueue(errorFor(err, o.id.String(), rawEventID))
 		return
 	}
-	o.write(o.record(e, frames))
+	rec := o.record(e, frames)
+	if cmd.eventID != nil {
+		rec.waiters = append(rec.waiters, cmd.client)
+	}
+	o.write(rec)
 }
 
 func (o *owner) cueAck(c *client, seq int64, at time.Time) {

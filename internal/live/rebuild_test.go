@@ -22,6 +22,8 @@ var (
 	cueAny      = postgres.BookCue{ID: uuid.MustParse("22222222-2222-4222-8222-222222222224"), Text: "Ribs down", Phase: "any", Priority: 1}
 	noPause     = postgres.BookMistake{ID: uuid.MustParse("33333333-3333-4333-8333-333333333333"), Code: "no_pause_at_top", Name: "No pause at top", Fix: &cueLockout}
 	overArching = postgres.BookMistake{ID: uuid.MustParse("33333333-3333-4333-8333-333333333334"), Name: "Over-arching", Fix: &cueAny}
+	testAthlete = uuid.MustParse("44444444-4444-4444-8444-444444444441")
+	testCoaches = []uuid.UUID{uuid.MustParse("44444444-4444-4444-8444-444444444442"), uuid.MustParse("44444444-4444-4444-8444-444444444443")}
 	testBook    = newBook([]postgres.BookCue{cueSetup, cueLockout, cueAny}, []postgres.BookMistake{noPause, overArching})
 )
 
@@ -76,6 +78,9 @@ func (r *liveRun) tick() {
 
 func (r *liveRun) apply(e postgres.SetEvent) {
 	e.EventID, e.SetID, e.N = uuid.New(), r.set.ID, len(r.stored)+1
+	if e.ActorID == uuid.Nil {
+		e.ActorID = testAthlete
+	}
 	stored, frames, err := r.m.apply(e)
 	if err != nil || len(frames) == 0 {
 		return
@@ -101,13 +106,13 @@ func (r *liveRun) step(src *byteSource) {
 		if arg%8 == 0 {
 			r.apply(postgres.SetEvent{Type: "set.end", At: r.now, Source: "live"})
 		}
-	case 5:
-		r.apply(postgres.SetEvent{Type: "cue.send", Text: "Chin tucked", At: r.now, Source: "live"})
+	case 5: // coaches' cues and flags: who sent them is in the cue frame and the detail
+		r.apply(postgres.SetEvent{Type: "cue.send", Text: "Chin tucked", At: r.now, Source: "live", ActorID: testCoaches[arg%2]})
 	case 6:
-		r.apply(postgres.SetEvent{Type: "cue.send", CueID: &cueAny.ID, Text: cueAny.Text, At: r.now, Source: "live"})
+		r.apply(postgres.SetEvent{Type: "cue.send", CueID: &cueAny.ID, Text: cueAny.Text, At: r.now, Source: "live", ActorID: testCoaches[arg%2]})
 	case 7:
 		id := []uuid.UUID{overArching.ID, noPause.ID, uuid.Nil}[arg%3]
-		r.apply(postgres.SetEvent{Type: "mistake.flag", MistakeID: &id, At: r.now, Source: "live"})
+		r.apply(postgres.SetEvent{Type: "mistake.flag", MistakeID: &id, At: r.now, Source: "live", ActorID: testCoaches[arg%2]})
 	case 8:
 		r.apply(postgres.SetEvent{Type: "cue.ack", CueSeq: r.m.state.LastSeq() - int64(arg%6), At: r.now, Source: "live"})
 	case 9: // the owner's timer, possibly long after a deadline
@@ -154,6 +159,18 @@ func checkRebuild(t *testing.T, r *liveRun) {
 			}
 		}
 		t.Fatalf("rebuilt %d frames, live %d", len(g), len(w))
+	}
+	// The cues as the set's detail lists them (provenance, receipts and their
+	// times) are the cues the subscribers were pushed.
+	mustSame(t, "cues", sentCues(frames), sentCues(live))
+	for _, c := range sentCues(frames) { // who sent it: a coach's cue names its coach, the timer's fix nobody
+		switch {
+		case c.Source == reptimer.SourceCoach && (c.SentBy == nil || c.Mistake != nil),
+			c.Source == reptimer.SourceMistake && c.Mistake == nil,
+			c.SentBy != nil && *c.SentBy != testCoaches[0].String() && *c.SentBy != testCoaches[1].String(),
+			c.Rep < 1 || c.Rep > m.state.View(r.now).Rep+1:
+			t.Fatalf("cue provenance %+v", c)
+		}
 	}
 	mustSame(t, "reps", m.state.Reps(), r.atLastStore.reps)
 	mustSame(t, "summary", m.state.Summary(), r.atLastStore.summary)

@@ -50,6 +50,17 @@ func scanSet(row pgx.Row) (domain.Set, error) {
 func (s *Store) CreateSet(ctx context.Context, n NewSet) (domain.Set, error) {
 	var set domain.Set
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		set, err = createSet(ctx, tx, n)
+		return err
+	})
+	return set, s.withLiveSet(ctx, n.AthleteID, translate(err, "set"))
+}
+
+// createSet is CreateSet in the caller's transaction.
+func createSet(ctx context.Context, tx pgx.Tx, n NewSet) (domain.Set, error) {
+	var set domain.Set
+	err := func() error {
 		var id uuid.UUID
 		var err error
 		if n.PrescriptionID != nil {
@@ -73,7 +84,7 @@ func (s *Store) CreateSet(ctx context.Context, n NewSet) (domain.Set, error) {
 		}
 		if err != nil {
 			if domain.ErrorCode(translate(err, "set")) == domain.CodeConflict {
-				return &domain.Error{Code: domain.CodeConflict, Message: "the athlete already has a live set: end it first", Err: err}
+				return &domain.Error{Code: domain.CodeConflict, Message: "the athlete already has a live set: end it first", Err: errLiveSet}
 			}
 			return err
 		}
@@ -85,8 +96,8 @@ func (s *Store) CreateSet(ctx context.Context, n NewSet) (domain.Set, error) {
 			return err
 		}
 		return enqueueSetStartedNotice(ctx, tx, set, n.CoachWatching)
-	})
-	return set, translate(err, "set")
+	}()
+	return set, err
 }
 
 // FindSet returns a set by id, whoever asks; callers check visibility with CanWatch.

@@ -3,6 +3,8 @@ package reptimer
 import (
 	"testing"
 	"time"
+
+	"github.com/repcue/repcue/internal/domain"
 )
 
 func TestChooseCue(t *testing.T) {
@@ -105,10 +107,10 @@ func TestCoachCue(t *testing.T) {
 	t.Parallel()
 	m := newSim(t, newState())
 	m.script(Up, ms(100), Top)
-	frames := m.do(CoachCue{ID: "c-ribs", Text: "Ribs down"})
+	frames := m.do(CoachCue{ID: "c-ribs", Text: "Ribs down", SentBy: "coach-1"})
 	mustEqual(t, "frames", types(frames), []string{"cue", "state"})
 	sent := Cue{ID: "c-ribs", Text: "Ribs down", Source: SourceCoach, At: t0.Add(ms(100))}
-	mustEqual(t, "cue frame", frames[0].Payload, CuePayload{Cue: sent})
+	mustEqual(t, "cue frame", frames[0].Payload, CuePayload{Cue: PushedCue{Cue: sent, SentBy: "coach-1", Rep: 1}})
 	mustEqual(t, "cue of the moment", *frames[1].Payload.(StatePayload).State.Cue, sent)
 	// The hold's deadline comes first, then the cue's expiry.
 	if d := NextDeadline(m.s); !d.Equal(t0.Add(ms(1100))) {
@@ -163,10 +165,11 @@ func TestFlagMistake(t *testing.T) {
 	t.Parallel()
 	m := newSim(t, newState())
 	m.script(Up)
-	frames := m.do(FlagMistake{MistakeID: "m-arch"})
+	frames := m.do(FlagMistake{MistakeID: "m-arch", SentBy: "coach-1"})
 	mustEqual(t, "frames", types(frames), []string{"cue", "state"})
 	fix := Cue{ID: "c-ribs", Text: "Ribs down", Source: SourceMistake, At: t0}
-	mustEqual(t, "cue frame", frames[0].Payload, CuePayload{Cue: fix})
+	mustEqual(t, "cue frame", frames[0].Payload, CuePayload{Cue: PushedCue{Cue: fix, SentBy: "coach-1", Rep: 1,
+		Mistake: &MistakeRef{ID: "m-arch", Name: m.s.cfg.Library.Mistakes["m-arch"].Name}}})
 	mustEqual(t, "cue of the moment", *frames[1].Payload.(StatePayload).State.Cue, fix)
 	if !NextDeadline(m.s).IsZero() {
 		t.Fatal("a flag has no deadline")
@@ -182,7 +185,7 @@ func TestCueAck(t *testing.T) {
 	m.script(CoachCue{Text: "One"}, FlagMistake{MistakeID: "m-arch"}) // cue frames 1 and 3
 	frames := m.do(CueAck{CueSeq: 3})
 	mustEqual(t, "ack frames", types(frames), []string{"cue.ack"})
-	mustEqual(t, "payload", frames[0].Payload, CueAckPayload{CueSeq: 3})
+	mustEqual(t, "payload", frames[0].Payload, CueAckPayload{CueSeq: 3, At: domain.Time(m.at)})
 	// The phone resends: accepted, nothing new.
 	if s, frames, err := Apply(m.s, CueAck{CueSeq: 3}, m.at); err != nil || len(frames) != 0 || s.LastSeq() != m.s.LastSeq() {
 		t.Fatalf("resent receipt: %v %v", err, types(frames))

@@ -111,7 +111,8 @@ func TestEarlyDown(t *testing.T) {
 	frames := m.do(Down)
 	mustEqual(t, "frames at an early down", types(frames), []string{"state", "cue"})
 	wantCue := Cue{ID: "c-squeeze", Text: "Pause and squeeze", Source: SourceMistake, At: t0.Add(ms(700))}
-	mustEqual(t, "pushed cue", frames[1].Payload, CuePayload{Cue: wantCue})
+	mustEqual(t, "pushed cue", frames[1].Payload, CuePayload{Cue: PushedCue{Cue: wantCue, Rep: 1, // sent by the timer
+		Mistake: &MistakeRef{ID: m.s.cfg.Library.NoPauseAtTop, Name: m.s.cfg.Library.Mistakes[m.s.cfg.Library.NoPauseAtTop].Name}}})
 	v := frames[0].Payload.(StatePayload).State
 	if v.Hold != nil || v.Cue == nil || *v.Cue != wantCue {
 		t.Fatalf("state at down: hold %+v cue %+v", v.Hold, v.Cue)

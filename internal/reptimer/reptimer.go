@@ -117,6 +117,43 @@ func (c Cue) MarshalJSON() ([]byte, error) {
 	}{id, c.Text, c.Source, domain.Time(c.At)})
 }
 
+// PushedCue is a cue pushed to the athlete (the `cue` object of a cue frame):
+// the cue and where it came from. SentBy is the coach's id, "" for the timer
+// (null in JSON); Rep is the rep under way when it was pushed (see cueInput:
+// the number of completed reps + 1, so a cue between reps belongs to the rep
+// that follows); Mistake is the mistake behind a fix, nil for a coach's cue.
+type PushedCue struct {
+	Cue
+	SentBy  string
+	Rep     int
+	Mistake *MistakeRef
+}
+
+// MistakeRef names the mistake behind a pushed fix.
+type MistakeRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+func (c PushedCue) MarshalJSON() ([]byte, error) {
+	var id, sentBy *string
+	if c.ID != "" {
+		id = &c.ID
+	}
+	if c.SentBy != "" {
+		sentBy = &c.SentBy
+	}
+	return json.Marshal(struct {
+		ID      *string     `json:"id"`
+		Text    string      `json:"text"`
+		Source  string      `json:"source"`
+		At      domain.Time `json:"at"`
+		SentBy  *string     `json:"sent_by"`
+		Rep     int         `json:"rep"`
+		Mistake *MistakeRef `json:"mistake"`
+	}{id, c.Text, c.Source, domain.Time(c.At), sentBy, c.Rep, c.Mistake})
+}
+
 // Hold is the pause-hold countdown, shown from top until down.
 type Hold struct {
 	TargetMS    int
@@ -186,10 +223,13 @@ type (
 		Rep RepFigures `json:"rep"`
 	}
 	CuePayload struct {
-		Cue Cue `json:"cue"`
+		Cue PushedCue `json:"cue"`
 	}
+	// CueAckPayload: At is when the receipt was applied (the athlete's
+	// receipt time, as the set's detail keeps it).
 	CueAckPayload struct {
-		CueSeq int64 `json:"cue_seq"`
+		CueSeq int64       `json:"cue_seq"`
+		At     domain.Time `json:"at"`
 	}
 	SetEndedPayload struct {
 		Summary Summary `json:"summary"`
@@ -209,9 +249,11 @@ type (
 		Phase    Phase
 		Uploaded bool
 	}
-	End         struct{}                  // set.end
-	CoachCue    struct{ ID, Text string } // cue.send: a library cue (its ID and text, resolved by the caller) or free text (ID "")
-	FlagMistake struct{ MistakeID string }
+	End struct{} // set.end
+	// CoachCue is cue.send: a library cue (its ID and text, resolved by the
+	// caller) or free text (ID ""), sent by the coach SentBy.
+	CoachCue    struct{ ID, Text, SentBy string }
+	FlagMistake struct{ MistakeID, SentBy string }
 	CueAck      struct{ CueSeq int64 } // the phone showed the cue of the cue frame with this seq
 )
 

@@ -77,7 +77,13 @@ func TestEndingARepUnderWay(t *testing.T) {
 		{"idle", nil, nil},
 		{"up: no lockout, no rep", []any{Up, ms(500)}, nil},
 		{"top, during the hold", []any{Up, ms(500), Top, ms(400)}, []RepFigures{{N: 1, ConcentricMS: ip(500), HoldMS: ip(400)}}},
-		{"top, after the hold", []any{Up, ms(500), Top, ms(1300)}, []RepFigures{{N: 1, ConcentricMS: ip(500), HoldMS: ip(1300), HoldMet: true}}},
+		// Ended at the top: the hold is judged up to its target and hold_ms is
+		// capped there (the wait after the deadline is not a hold; issue 11:
+		// 15,605 ms counted before).
+		{"top, after the hold", []any{Up, ms(500), Top, ms(1300)}, []RepFigures{{N: 1, ConcentricMS: ip(500), HoldMS: ip(1000), HoldMet: true}}},
+		{"top, long after the hold", []any{Up, ms(500), Top, ms(15605)}, []RepFigures{{N: 1, ConcentricMS: ip(500), HoldMS: ip(1000), HoldMet: true}}},
+		{"top, at the deadline", []any{Top, ms(1000)}, []RepFigures{{N: 1, HoldMS: ip(1000), HoldMet: true}}},
+		{"top, 1 ms short", []any{Top, ms(999)}, []RepFigures{{N: 1, HoldMS: ip(999)}}},
 		{"down", []any{Top, ms(1100), Down, ms(300)}, []RepFigures{{N: 1, HoldMS: ip(1100), HoldMet: true}}},
 		{"bottom", []any{Top, ms(1000), Down, ms(300), Bottom, ms(100)}, []RepFigures{{N: 1, HoldMS: ip(1000), EccentricMS: ip(300), HoldMet: true}}},
 		{"up after a rep", []any{Top, ms(1000), Down, ms(300), Bottom, Up, ms(100)}, []RepFigures{{N: 1, HoldMS: ip(1000), EccentricMS: ip(300), HoldMet: true}}},
@@ -275,14 +281,14 @@ func TestFrameJSON(t *testing.T) {
 	want := []string{
 		`{"state":{"rep":0,"phase":"up","hold":null,"cue":{"id":"c-heels","text":"Drive through heels","source":"auto","at":"2026-11-24T10:00:00.125Z"},"status":"live"}}`,
 		`{"state":{"rep":1,"phase":"top","hold":{"target_ms":1000,"ends_at":"2026-11-24T10:00:01.375Z","remaining_ms":1000,"done":false},"cue":{"id":"c-squeeze","text":"Pause and squeeze","source":"auto","at":"2026-11-24T10:00:00.375Z"},"status":"live"}}`,
-		`{"cue":{"id":null,"text":"Ribs down","source":"coach","at":"2026-11-24T10:00:00.375Z"}}`,
+		`{"cue":{"id":null,"text":"Ribs down","source":"coach","at":"2026-11-24T10:00:00.375Z","sent_by":null,"rep":1,"mistake":null}}`,
 		`{"state":{"rep":1,"phase":"top","hold":{"target_ms":1000,"ends_at":"2026-11-24T10:00:01.375Z","remaining_ms":1000,"done":false},"cue":{"id":null,"text":"Ribs down","source":"coach","at":"2026-11-24T10:00:00.375Z"},"status":"live"}}`,
 		`{"rep":1,"held_ms":1000}`,
 		`{"state":{"rep":1,"phase":"top","hold":{"target_ms":1000,"ends_at":"2026-11-24T10:00:01.375Z","remaining_ms":0,"done":true},"cue":{"id":null,"text":"Ribs down","source":"coach","at":"2026-11-24T10:00:00.375Z"},"status":"live"}}`,
 		`{"state":{"rep":1,"phase":"down","hold":null,"cue":{"id":null,"text":"Ribs down","source":"coach","at":"2026-11-24T10:00:00.375Z"},"status":"live"}}`,
 		`{"state":{"rep":1,"phase":"bottom","hold":null,"cue":{"id":null,"text":"Ribs down","source":"coach","at":"2026-11-24T10:00:00.375Z"},"status":"live"}}`,
 		`{"rep":{"n":1,"concentric_ms":250,"hold_ms":1000,"eccentric_ms":500,"hold_met":true}}`,
-		`{"cue_seq":3}`,
+		`{"cue_seq":3,"at":"2026-11-24T10:00:01.875Z"}`,
 		`{"state":{"rep":1,"phase":"ended","hold":null,"cue":null,"status":"ended"}}`,
 		`{"summary":{"reps":1,"holds_met":1,"hold_compliance":1,"avg_concentric_ms":250,"avg_hold_ms":1000,"avg_eccentric_ms":500,"time_under_tension_ms":1750,"cues_sent":1,"cues_acknowledged":1}}`,
 	}

@@ -10,11 +10,15 @@ func (s State) figures(p Phase, end time.Time) RepFigures {
 	if s.hasUp {
 		f.ConcentricMS = intPtr(floorMS(s.topAt.Sub(s.upAt)))
 	}
-	holdEnd := end // ended at the top: held until the end
-	if p != Top {
-		holdEnd = s.downAt
+	if p == Top {
+		// Cut short at the top (the set ended before down): the hold is judged
+		// up to its target and no further. Whatever followed the deadline was
+		// waiting, not holding, so hold_ms is capped at pause_hold_ms; a set
+		// ended before the deadline has held only until the end.
+		f.HoldMS = intPtr(min(floorMS(end.Sub(s.topAt)), s.cfg.PauseHoldMS))
+	} else {
+		f.HoldMS = intPtr(floorMS(s.downAt.Sub(s.topAt)))
 	}
-	f.HoldMS = intPtr(floorMS(holdEnd.Sub(s.topAt)))
 	if p == Bottom {
 		f.EccentricMS = intPtr(floorMS(end.Sub(s.downAt)))
 	}

@@ -112,9 +112,9 @@ func Apply(s State, ev Event, now time.Time) (State, []Frame, error) {
 	case CoachCue:
 		frames, err = next.coachCue(frames, e, at)
 	case FlagMistake:
-		frames, err = next.flagMistake(frames, e.MistakeID, at)
+		frames, err = next.flagMistake(frames, e, at)
 	case CueAck:
-		frames, err = next.cueAck(frames, e.CueSeq)
+		frames, err = next.cueAck(frames, e.CueSeq, at)
 	default:
 		err = domain.Errorf(domain.CodeInvalid, "unknown event %T", ev)
 	}
@@ -194,7 +194,7 @@ func (s *State) repPhase(frames []Frame, e RepPhase, at time.Time) ([]Frame, err
 		return frames, nil
 	case Down:
 		s.downAt = at
-		var fix *Cue
+		var fix *PushedCue
 		if !s.holdDone { // the hold ended short: "no pause at top"
 			fix = s.noPauseAtTop(at)
 		}
@@ -213,24 +213,26 @@ func (s *State) repPhase(frames []Frame, e RepPhase, at time.Time) ([]Frame, err
 }
 
 // noPauseAtTop records the library's "no pause at top" mistake and returns its
-// fix; nil when the library has no such mistake or it has no fix cue.
-func (s *State) noPauseAtTop(at time.Time) *Cue {
+// fix (pushed by the timer: no SentBy); nil when the library has no such
+// mistake or it has no fix cue.
+func (s *State) noPauseAtTop(at time.Time) *PushedCue {
 	id := s.cfg.Library.NoPauseAtTop
 	m, ok := s.cfg.Library.Mistakes[id]
 	if id == "" || !ok || m.Fix.Text == "" {
 		return nil
 	}
-	return s.recordMistake(m, at)
+	return s.recordMistake(m, "", at)
 }
 
-func (s *State) recordMistake(m Mistake, at time.Time) *Cue {
+// recordMistake makes m's fix the mistake cue and returns it as pushed.
+func (s *State) recordMistake(m Mistake, sentBy string, at time.Time) *PushedCue {
 	s.mistake = &Cue{ID: m.Fix.ID, Text: m.Fix.Text, Source: SourceMistake, At: at}
 	s.mistakeRep = s.repUnderWay()
-	return s.mistake
+	return &PushedCue{Cue: *s.mistake, SentBy: sentBy, Rep: s.mistakeRep, Mistake: &MistakeRef{ID: m.ID, Name: m.Name}}
 }
 
 // pushCue emits a cue frame and remembers its seq for the receipt.
-func (s *State) pushCue(frames []Frame, c Cue) []Frame {
+func (s *State) pushCue(frames []Frame, c PushedCue) []Frame {
 	frames = s.emit(frames, FrameCue, CuePayload{Cue: c})
 	s.cuesSent++
 	s.unacked = appendBounded(s.unacked, s.seq)
@@ -266,11 +268,12 @@ func (s *State) coachCue(frames []Frame, e CoachCue, at time.Time) ([]Frame, err
 		return frames, domain.Invalid("text", "a cue's text is 1 to 120 characters")
 	}
 	s.coach = &Cue{ID: e.ID, Text: e.Text, Source: SourceCoach, At: at}
-	frames = s.pushCue(frames, *s.coach)
+	frames = s.pushCue(frames, PushedCue{Cue: *s.coach, SentBy: e.SentBy, Rep: s.repUnderWay()})
 	return s.emitState(frames, at), nil
 }
 
-func (s *State) flagMistake(frames []Frame, id string, at time.Time) ([]Frame, error) {
+func (s *State) flagMistake(frames []Frame, e FlagMistake, at time.Time) ([]Frame, error) {
+	id := e.MistakeID
 	if s.status == StatusEnded {
 		return frames, ended()
 	}
@@ -281,7 +284,7 @@ func (s *State) flagMistake(frames []Frame, id string, at time.Time) ([]Frame, e
 	if m.Fix.Text == "" {
 		return frames, domain.Errorf(domain.CodeConflict, "this mistake has no fix cue to send")
 	}
-	frames = s.pushCue(frames, *s.recordMistake(m, at))
+	frames = s.pushCue(frames, *s.recordMistake(m, e.SentBy, at))
 	return s.emitState(frames, at), nil
 }
 
@@ -291,7 +294,7 @@ func (s *State) flagMistake(frames []Frame, id string, at time.Time) ([]Frame, e
 // before set.end, and counting it keeps cues_acknowledged true (Summary
 // includes it; the set.ended frame carries the summary as it was at the end).
 // Only the latest maxCueSeqs cue frames can be acknowledged.
-func (s *State) cueAck(frames []Frame, seq int64) ([]Frame, error) {
+func (s *State) cueAck(frames []Frame, seq int64, at time.Time) ([]Frame, error) {
 	if seq < 1 {
 		return frames, domain.Invalid("cue_seq", "cue_seq must be the seq of a cue frame")
 	}
@@ -305,5 +308,5 @@ func (s *State) cueAck(frames []Frame, seq int64) ([]Frame, error) {
 	s.unacked = slices.Delete(slices.Clone(s.unacked), i, i+1)
 	s.acked = appendBounded(s.acked, seq)
 	s.cuesAcked++
-	return s.emit(frames, FrameCueAck, CueAckPayload{CueSeq: seq}), nil
+	return s.emit(frames, FrameCueAck, CueAckPayload{CueSeq: seq, At: domain.Time(at)}), nil
 }
