@@ -305,6 +305,9 @@ func serve(ctx context.Context) error {
 		return err
 	}
 
+	if err := startPprof(log); err != nil {
+		return err
+	}
 	hub := live.New(store, log, live.Config{HoldTick: cfg.HoldTick})
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
