@@ -97,7 +97,7 @@ func New(store *postgres.Store, log *slog.Logger, cfg Config) *Hub {
 	m := newMetrics()
 	h := &Hub{
 		cfg: cfg, store: store, log: log, ctx: ctx, cancel: cancel, metrics: m,
-		committer: newCommitter(store, log, m, 4096, 256),
+		committer: newCommitter(store, log, m, commitWorkers, 4096, 256),
 		sets:      map[uuid.UUID]*owner{},
 		clients:   map[uuid.UUID]map[*client]struct{}{},
 	}
@@ -130,6 +130,10 @@ func (h *Hub) owner(setID uuid.UUID) *owner {
 	go o.run()
 	return o
 }
+
+// commitWorkers is how many transactions of live events run at once (each
+// on its own pooled connection; postgres.Open sizes the pool for them).
+const commitWorkers = 4
 
 var errClosing = &domain.Error{Code: domain.CodeUnavailable, Message: "the server is shutting down", RetryAfter: time.Second}
 

@@ -175,25 +175,42 @@ type SetEnding struct {
 // number n another writer has taken (two processes owning one set) fails the
 // whole transaction with a conflict: such a write can never succeed.
 func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []SetEnding) error {
+	// One multi-row INSERT for the whole batch (columns as arrays): one
+	// statement for the server to plan and run, however many events.
+	n := len(events)
+	var (
+		setIDs, eventIDs, actors = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+		ns                       = make([]int32, n)
+		types, sources           = make([]string, n), make([]string, n)
+		phases, texts            = make([]*string, n), make([]*string, n)
+		cueIDs, mistakeIDs       = make([]*uuid.UUID, n), make([]*uuid.UUID, n)
+		cueSeqs, clientTS        = make([]*int64, n), make([]*int64, n)
+		ats, clocks              = make([]time.Time, n), make([]*time.Time, n)
+	)
+	for i := range events {
+		e := &events[i]
+		setIDs[i], eventIDs[i], actors[i], ns[i] = e.SetID, e.EventID, e.ActorID, int32(e.N)
+		types[i], sources[i], cueIDs[i], mistakeIDs[i] = e.Type, e.Source, e.CueID, e.MistakeID
+		ats[i], clocks[i], clientTS[i] = e.At, e.Clock, e.ClientTS
+		if e.Phase != "" {
+			phases[i] = &e.Phase
+		}
+		if e.Text != "" {
+			texts[i] = &e.Text
+		}
+		if e.CueSeq != 0 {
+			cueSeqs[i] = &e.CueSeq
+		}
+	}
 	return translate(s.inTx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
-		for _, e := range events {
-			var phase, text *string
-			if e.Phase != "" {
-				phase = &e.Phase
-			}
-			if e.Text != "" {
-				text = &e.Text
-			}
-			var cueSeq *int64
-			if e.CueSeq != 0 {
-				cueSeq = &e.CueSeq
-			}
+		if n > 0 {
 			b.Queue(`
 				INSERT INTO set_events (set_id, event_id, n, type, phase, cue_id, mistake_id, text, cue_seq, actor_id, at, clock, client_ts, source)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+				SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::text[],
+				                     $9::bigint[], $10::uuid[], $11::timestamptz[], $12::timestamptz[], $13::bigint[], $14::text[])
 				ON CONFLICT (set_id, event_id) DO NOTHING`,
-				e.SetID, e.EventID, e.N, e.Type, phase, e.CueID, e.MistakeID, text, cueSeq, e.ActorID, e.At, e.Clock, e.ClientTS, e.Source)
+				setIDs, eventIDs, ns, types, phases, cueIDs, mistakeIDs, texts, cueSeqs, actors, ats, clocks, clientTS, sources)
 		}
 		for _, end := range endings {
 			summary, err := json.Marshal(end.Summary)
