@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/repcue/repcue/internal/domain"
 )
@@ -179,18 +180,20 @@ func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []S
 	// statement for the server to plan and run, however many events.
 	n := len(events)
 	var (
-		setIDs, eventIDs, actors = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+		// pgtype.UUID, not uuid.UUID: the latter is encoded through its
+		// driver.Valuer, as text, costing a string per id.
+		setIDs, eventIDs, actors = make([]pgtype.UUID, n), make([]pgtype.UUID, n), make([]pgtype.UUID, n)
 		ns                       = make([]int32, n)
 		types, sources           = make([]string, n), make([]string, n)
 		phases, texts            = make([]*string, n), make([]*string, n)
-		cueIDs, mistakeIDs       = make([]*uuid.UUID, n), make([]*uuid.UUID, n)
+		cueIDs, mistakeIDs       = make([]pgtype.UUID, n), make([]pgtype.UUID, n)
 		cueSeqs, clientTS        = make([]*int64, n), make([]*int64, n)
 		ats, clocks              = make([]time.Time, n), make([]*time.Time, n)
 	)
 	for i := range events {
 		e := &events[i]
-		setIDs[i], eventIDs[i], actors[i], ns[i] = e.SetID, e.EventID, e.ActorID, int32(e.N)
-		types[i], sources[i], cueIDs[i], mistakeIDs[i] = e.Type, e.Source, e.CueID, e.MistakeID
+		setIDs[i], eventIDs[i], actors[i], ns[i] = pgUUID(&e.SetID), pgUUID(&e.EventID), pgUUID(&e.ActorID), int32(e.N)
+		types[i], sources[i], cueIDs[i], mistakeIDs[i] = e.Type, e.Source, pgUUID(e.CueID), pgUUID(e.MistakeID)
 		ats[i], clocks[i], clientTS[i] = e.At, e.Clock, e.ClientTS
 		if e.Phase != "" {
 			phases[i] = &e.Phase
@@ -222,6 +225,13 @@ func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []S
 		}
 		return tx.SendBatch(ctx, b).Close()
 	}), "event")
+}
+
+func pgUUID(id *uuid.UUID) pgtype.UUID {
+	if id == nil {
+		return pgtype.UUID{}
+	}
+	return pgtype.UUID{Bytes: *id, Valid: true}
 }
 
 // SetEvents returns a set's stored events in the order they were applied.
