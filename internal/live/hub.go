@@ -97,7 +97,7 @@ func New(store *postgres.Store, log *slog.Logger, cfg Config) *Hub {
 	m := newMetrics()
 	h := &Hub{
 		cfg: cfg, store: store, log: log, ctx: ctx, cancel: cancel, metrics: m,
-		committer: newCommitter(store, log, m, commitWorkers, 4096, 256),
+		committer: newCommitter(store, log, m, commitWorkers, 4096, 1024),
 		sets:      map[uuid.UUID]*owner{},
 		clients:   map[uuid.UUID]map[*client]struct{}{},
 	}

@@ -205,15 +205,21 @@ func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []S
 			cueSeqs[i] = &e.CueSeq
 		}
 	}
+	const insert = `
+		INSERT INTO set_events (set_id, event_id, n, type, phase, cue_id, mistake_id, text, cue_seq, actor_id, at, clock, client_ts, source)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::text[],
+		                     $9::bigint[], $10::uuid[], $11::timestamptz[], $12::timestamptz[], $13::bigint[], $14::text[])
+		ON CONFLICT (set_id, event_id) DO NOTHING`
+	args := []any{setIDs, eventIDs, ns, types, phases, cueIDs, mistakeIDs, texts, cueSeqs, actors, ats, clocks, clientTS, sources}
+	if len(endings) == 0 {
+		// One statement is atomic by itself: one round trip, no BEGIN/COMMIT.
+		_, err := s.pool.Exec(ctx, insert, args...)
+		return translate(err, "event")
+	}
 	return translate(s.inTx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		if n > 0 {
-			b.Queue(`
-				INSERT INTO set_events (set_id, event_id, n, type, phase, cue_id, mistake_id, text, cue_seq, actor_id, at, clock, client_ts, source)
-				SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::text[],
-				                     $9::bigint[], $10::uuid[], $11::timestamptz[], $12::timestamptz[], $13::bigint[], $14::text[])
-				ON CONFLICT (set_id, event_id) DO NOTHING`,
-				setIDs, eventIDs, ns, types, phases, cueIDs, mistakeIDs, texts, cueSeqs, actors, ats, clocks, clientTS, sources)
+			b.Queue(insert, args...)
 		}
 		for _, end := range endings {
 			summary, err := json.Marshal(end.Summary)
