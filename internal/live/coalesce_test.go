@@ -79,7 +79,12 @@ func TestFramesQueuedTogetherAreWrittenAsOneMessage(t *testing.T) {
 	c.enqueue([]byte(`{"n":6}`))
 	s.gate <- struct{}{}
 	c.close(CloseGoingAway, "bye", true)
-	<-c.written
+	select {
+	case <-c.written:
+	case <-time.After(2 * time.Second): // frames left to write one by one: stop the writer
+		s.Interrupt()
+		<-c.written
+	}
 	want := []string{`{"n":1}`, `{"n":2}` + "\n" + `{"n":3}` + "\n" + `{"n":4}` + "\n" + `{"n":5}`, `{"n":6}`}
 	if got := s.written(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("messages %q, want %q", got, want)
