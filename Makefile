@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/repcue
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run test faults build check fmt vet lint fuzz clean devdb-stop
+.PHONY: run test faults bench build check fmt vet lint fuzz clean devdb-stop
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/repcue
@@ -36,6 +36,13 @@ test: build
 faults: build
 	@$(BIN) devdb >/dev/null || exit 1
 	$(GO) test -tags faults -race -count=1 -timeout 10m -v ./internal/faults/
+
+## bench: the Go benchmarks of the live path, then a gym-floor run of cmd/loadgen
+##   against the bare relay and against repcue (BENCH_SETS, default 1000, for
+##   BENCH_DURATION, default 60s), a CPU profile under it and GET /v1/exercises/hip-thrust
+##   under wrk; writes docs/benchmarks.md. Loopback only, about three minutes.
+bench:
+	@scripts/bench.sh
 
 ## check: formatting, vet and staticcheck, as CI runs them
 check: fmt vet lint

@@ -42,6 +42,10 @@ usage:
   repcue serve                                   serve the API on REPCUE_ADDR (default :8080)
   repcue migrate                                 apply database migrations (and the exercise library)
   repcue seed                                    create the demo accounts and print them
+  repcue seed --load N [--coach-every 10] [--out repcue-load.json]
+                                                 load testing: N athletes with live sets and
+                                                 a coach per 10 of them, written with COPY;
+                                                 their access tokens go to --out
   repcue admin create --email E --password P [--name N] [--promote]
                                                  create an admin account; --promote makes an
                                                  existing account admin (new password, every
@@ -83,6 +87,9 @@ func run(ctx context.Context, args []string) error {
 	case "migrate":
 		return migrate(ctx)
 	case "seed":
+		if len(args) > 1 {
+			return seedLoad(ctx, args[1:], os.Stdout)
+		}
 		return seed(ctx)
 	case "admin":
 		switch {
@@ -340,6 +347,9 @@ func serve(ctx context.Context) error {
 	pushWorker := push.NewWorker(store, push.Config{Senders: map[string]push.Sender{
 		domain.DeviceKindWebPush: push.NewWebPush(vapid, cfg.Push.VAPIDSubject, cfg.Push.AllowLoopbackHTTP, 10*time.Second),
 	}}, log)
+	if err := startPprof(log); err != nil {
+		return err
+	}
 	hub := live.New(store, log, live.Config{HoldTick: cfg.HoldTick})
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

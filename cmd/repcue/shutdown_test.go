@@ -97,10 +97,12 @@ func TestSIGTERMCommitsThenCloses1001(t *testing.T) {
 			}
 			break
 		}
-		var f struct{ Type string }
-		_ = json.Unmarshal(data, &f)
-		if f.Type == "ack" {
-			acked++
+		for _, line := range bytes.Split(data, []byte("\n")) { // a message may join frames
+			var f struct{ Type string }
+			_ = json.Unmarshal(line, &f)
+			if f.Type == "ack" {
+				acked++
+			}
 		}
 	}
 	if acked != 2 {

@@ -56,14 +56,16 @@ func main() {
 		if err != nil {
 			fail(err)
 		}
-		fmt.Println(string(data))
-		var f struct{ Type, SetID string }
-		_ = json.Unmarshal(data, &struct {
-			Type  *string `json:"type"`
-			SetID *string `json:"set_id"`
-		}{&f.Type, &f.SetID})
-		if f.Type == "set.started" && *setID == "" {
-			subscribe(f.SetID)
+		for _, line := range bytes.Split(data, []byte("\n")) { // a message may join several frames
+			fmt.Println(string(line))
+			var f struct{ Type, SetID string }
+			_ = json.Unmarshal(line, &struct {
+				Type  *string `json:"type"`
+				SetID *string `json:"set_id"`
+			}{&f.Type, &f.SetID})
+			if f.Type == "set.started" && *setID == "" {
+				subscribe(f.SetID)
+			}
 		}
 	}
 }

@@ -14,8 +14,9 @@ import (
 
 // wsClient is one real WebSocket client of the test.
 type wsClient struct {
-	t    *testing.T
-	conn *websocket.Conn
+	t       *testing.T
+	conn    *websocket.Conn
+	pending [][]byte // frames of the last message not read yet
 }
 
 func dial(t *testing.T, addr, token, ticket, origin string) (*wsClient, *http.Response, error) {
@@ -53,7 +54,7 @@ func (c *wsClient) next(typ string) map[string]any {
 	c.t.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
-		_, data, err := c.conn.ReadMessage()
+		data, err := c.read()
 		if err != nil {
 			c.t.Fatalf("waiting for %s: %v", typ, err)
 		}
@@ -182,7 +183,7 @@ func TestLiveWholeSetWithTwoCoaches(t *testing.T) {
 	var seq float64
 	for seq < cue["seq"].(float64)+1 {
 		_ = c2.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, data, err := c2.conn.ReadMessage()
+		data, err := c2.read()
 		if err != nil {
 			t.Fatal(err)
 		}

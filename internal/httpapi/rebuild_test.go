@@ -57,7 +57,7 @@ func TestUploadedRepLiveEqualsItsRebuild(t *testing.T) {
 	for ended == nil {
 		_ = a.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		var m map[string]any
-		if err := a.conn.ReadJSON(&m); err != nil {
+		if err := a.readJSON(&m); err != nil {
 			t.Fatal(err)
 		}
 		switch m["type"] {
@@ -133,7 +133,7 @@ func TestLongReplayIsASnapshotOverRealSockets(t *testing.T) {
 	for seq := 298; seq <= 300; seq++ {
 		var m map[string]any
 		_ = a.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if err := a.conn.ReadJSON(&m); err != nil || m["seq"] != float64(seq) {
+		if err := a.readJSON(&m); err != nil || m["seq"] != float64(seq) {
 			t.Fatalf("short replay: %v %v, want seq %d", m, err, seq)
 		}
 	}

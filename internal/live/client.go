@@ -174,39 +174,76 @@ func (c *client) isClosing() bool {
 	}
 }
 
+// maxWriteBytes bounds the frames joined into one message: the writer stops
+// taking more from the queue once the message holds this many bytes.
+const maxWriteBytes = 32 << 10
+
+// writeLoop sends what the socket's queue holds. Frames queued at the same
+// moment go out as one message, newline-separated, in one write (DESIGN.md §4):
+// under load a socket costs one write for many frames, and nothing waits for
+// more frames to arrive.
 func (c *client) writeLoop() {
 	defer close(c.written)
 	ping := time.NewTicker(c.hub.cfg.PingPeriod)
 	defer ping.Stop()
+	var buf []byte // reused for joined messages (a lone frame is written as it is)
 	for {
 		if c.isClosing() { // a decided close goes before anything still queued
-			c.finish()
+			c.finish(buf)
 			return
 		}
 		select {
 		case frame := <-c.send:
-			if err := c.sock.WriteMessage(frame); err != nil {
+			if err := c.sock.WriteMessage(c.join(frame, &buf)); err != nil {
 				c.close(closeNoneWritten, "", false) // unless a close was decided already
-				c.finish()
+				c.finish(buf)
 				return
 			}
 		case <-ping.C:
 			if err := c.sock.WritePing(); err != nil {
 				c.close(closeNoneWritten, "", false)
-				c.finish()
+				c.finish(buf)
 				return
 			}
 		case <-c.closing:
-			c.finish()
+			c.finish(buf)
 			return
 		}
 	}
 }
 
+// join returns first together with every frame queued behind it right now,
+// newline-separated, up to maxWriteBytes: first itself when nothing else is
+// queued, else a message built in *buf. It stops early once a close has been
+// decided, so that a close without flush still goes out next.
+func (c *client) join(first []byte, buf *[]byte) []byte {
+	var next []byte
+	select {
+	case next = <-c.send:
+	default:
+		return first
+	}
+	b := append((*buf)[:0], first...)
+	b = append(append(b, '\n'), next...)
+	for len(b) < maxWriteBytes && !c.isClosing() {
+		select {
+		case f := <-c.send:
+			b = append(append(b, '\n'), f...)
+			continue
+		default:
+		}
+		break
+	}
+	if cap(b) <= 2*maxWriteBytes { // keep a buffer of the usual size, not a rare giant
+		*buf = b
+	}
+	return b
+}
+
 // finish writes the close frame (after the queue, when flushing) and wakes the reader.
-func (c *client) finish() {
+func (c *client) finish(buf []byte) {
 	if c.flush {
-		c.drainQueue()
+		c.drainQueue(buf)
 	}
 	if c.closeCode != closeNoneWritten {
 		_ = c.sock.WriteClose(c.closeCode, c.closeText)
@@ -214,17 +251,35 @@ func (c *client) finish() {
 	c.sock.Interrupt()
 }
 
-func (c *client) drainQueue() {
+// drainQueue writes what is queued, joined as writeLoop joins it.
+func (c *client) drainQueue(buf []byte) {
 	for {
 		select {
 		case frame := <-c.send:
-			if c.sock.WriteMessage(frame) != nil {
+			if c.sock.WriteMessage(c.joinAll(frame, &buf)) != nil {
 				return
 			}
 		default:
 			return
 		}
 	}
+}
+
+// joinAll is join for a flushing close: the close is decided already and
+// everything queued goes out before it.
+func (c *client) joinAll(first []byte, buf *[]byte) []byte {
+	b := append((*buf)[:0], first...)
+	for len(b) < maxWriteBytes {
+		select {
+		case f := <-c.send:
+			b = append(append(b, '\n'), f...)
+			continue
+		default:
+		}
+		break
+	}
+	*buf = b
+	return b
 }
 
 func (c *client) subscription(setID uuid.UUID) *subscription {

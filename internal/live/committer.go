@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"sync"
 	"time"
@@ -24,11 +25,16 @@ type write struct {
 // waits; under heavy load batches grow and the commits per event fall. When
 // the database refuses one set's rows, each set of the batch is stored on its
 // own, so a set whose write can never succeed delays no other set's acks.
+//
+// Writes are spread over a few workers by set, each committing on its own
+// connection: a set's writes always go to the same worker, in order, so they
+// are stored in the order they were applied, while sets on other workers
+// commit at the same time (PostgreSQL then groups their commits).
 type committer struct {
 	db       *postgres.Store
 	log      *slog.Logger
 	metrics  *metrics
-	queue    chan write
+	queues   []chan write
 	maxBatch int
 
 	mu       sync.Mutex
@@ -36,10 +42,18 @@ type committer struct {
 	idle     *sync.Cond
 }
 
-func newCommitter(store *postgres.Store, log *slog.Logger, m *metrics, queueSize, maxBatch int) *committer {
-	c := &committer{db: store, log: log, metrics: m, queue: make(chan write, queueSize), maxBatch: maxBatch}
+func newCommitter(store *postgres.Store, log *slog.Logger, m *metrics, workers, queueSize, maxBatch int) *committer {
+	c := &committer{db: store, log: log, metrics: m, maxBatch: maxBatch}
+	for range workers {
+		c.queues = append(c.queues, make(chan write, queueSize))
+	}
 	c.idle = sync.NewCond(&c.mu)
 	return c
+}
+
+// queue is the worker queue of a set.
+func (c *committer) queue(setID uuid.UUID) chan write {
+	return c.queues[int(binary.LittleEndian.Uint32(setID[12:]))%len(c.queues)]
 }
 
 // add queues a write. It blocks when the queue is full: the owners then slow
@@ -49,7 +63,7 @@ func (c *committer) add(ctx context.Context, w write) {
 	c.inFlight++
 	c.mu.Unlock()
 	select {
-	case c.queue <- w:
+	case c.queue(w.event.SetID) <- w:
 	case <-ctx.Done():
 		w.done(errClosing)
 		c.finished(1)
@@ -66,19 +80,29 @@ func (c *committer) finished(n int) {
 	}
 }
 
+// run runs the workers until ctx ends.
 func (c *committer) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, q := range c.queues {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.work(ctx, q) }()
+	}
+	wg.Wait()
+}
+
+func (c *committer) work(ctx context.Context, queue chan write) {
 	batch := make([]write, 0, c.maxBatch)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case w := <-c.queue:
+		case w := <-queue:
 			batch = append(batch[:0], w)
 		}
 	more:
 		for len(batch) < c.maxBatch {
 			select {
-			case w := <-c.queue:
+			case w := <-queue:
 				batch = append(batch, w)
 			default:
 				break more

@@ -529,10 +529,15 @@ func TestHubCachesAuthorisationPerSocket(t *testing.T) {
 		}
 	}
 	cueThenPing()
+	// The pong comes from the socket's reader, the set's own load from the
+	// set's goroutine: wait until that goroutine has taken the cue (and so
+	// loaded the set), so that its lookup is counted in before.
+	hub.barrier(context.Background(), false)
 	before := counter.n.Load()
 	for i := 0; i < 10; i++ {
 		cueThenPing()
 	}
+	hub.barrier(context.Background(), false)
 	if n := counter.n.Load(); n != before || before > 2 {
 		t.Fatalf("set lookups: %d for the first frames, %d more for 10 more", before, n-before)
 	}

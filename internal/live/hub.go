@@ -60,7 +60,11 @@ func (c *Config) defaults() {
 		c.FrameBurst = 100
 	}
 	if c.ReplayWindow < 256 {
-		c.ReplayWindow = 512
+		// The contract's minimum (DESIGN.md §4), and enough: a replay must fit
+		// in three quarters of the send queue (192 frames of 256), so older
+		// frames would only ever be answered with a snapshot; each frame kept
+		// costs ~350 bytes per set (at 5,000 sets a 512-frame window held ~0.9 GB).
+		c.ReplayWindow = 256
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -97,7 +101,7 @@ func New(store *postgres.Store, log *slog.Logger, cfg Config) *Hub {
 	m := newMetrics()
 	h := &Hub{
 		cfg: cfg, store: store, log: log, ctx: ctx, cancel: cancel, metrics: m,
-		committer: newCommitter(store, log, m, 4096, 256),
+		committer: newCommitter(store, log, m, commitWorkers, 4096, 1024),
 		sets:      map[uuid.UUID]*owner{},
 		clients:   map[uuid.UUID]map[*client]struct{}{},
 	}
@@ -130,6 +134,10 @@ func (h *Hub) owner(setID uuid.UUID) *owner {
 	go o.run()
 	return o
 }
+
+// commitWorkers is how many transactions of live events run at once (each
+// on its own pooled connection; postgres.Open sizes the pool for them).
+const commitWorkers = 4
 
 var errClosing = &domain.Error{Code: domain.CodeUnavailable, Message: "the server is shutting down", RetryAfter: time.Second}
 

@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,7 @@ type fakeSocket struct {
 	once      sync.Once
 	mu        sync.Mutex
 	closeCode int
+	messages  int // messages written (each may hold several frames)
 }
 
 func newFakeSocket() *fakeSocket {
@@ -49,6 +51,9 @@ func (s *fakeSocket) ReadMessage() ([]byte, error) {
 	}
 }
 
+// WriteMessage takes one message of the server, which may join several
+// frames with newlines: out gets each frame on its own (a copy: the writer
+// reuses its buffer), as a client splits them.
 func (s *fakeSocket) WriteMessage(b []byte) error {
 	if s.gate != nil {
 		select {
@@ -57,12 +62,17 @@ func (s *fakeSocket) WriteMessage(b []byte) error {
 			return errInterrupted
 		}
 	}
-	select {
-	case s.out <- b:
-		return nil
-	case <-s.interrupt:
-		return errInterrupted
+	s.mu.Lock()
+	s.messages++
+	s.mu.Unlock()
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		select {
+		case s.out <- bytes.Clone(line):
+		case <-s.interrupt:
+			return errInterrupted
+		}
 	}
+	return nil
 }
 
 func (s *fakeSocket) WritePing() error { return nil }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,6 +38,11 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
 	cfg.MaxConnLifetimeJitter = 5 * time.Minute
+	if !strings.Contains(url, "pool_max_conns") {
+		// The live hub commits on up to 4 connections at once; leave as many
+		// again for REST requests and lookups (pool_max_conns in the URL overrides).
+		cfg.MaxConns = max(cfg.MaxConns, 8)
+	}
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

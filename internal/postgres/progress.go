@@ -240,11 +240,14 @@ func queueRollup(b *pgx.Batch, r *SetRollup) {
 // nothing (no rows yet: the replay at the end counts the receipt).
 func queueLateAcks(b *pgx.Batch, events []SetEvent) {
 	for _, e := range events {
-		if e.Type == "cue.ack" && e.CueSeq > 0 {
+		if isLateAck(e) {
 			b.Queue(`UPDATE ended_set_cues SET acknowledged = true WHERE set_id = $1 AND seq = $2 AND NOT acknowledged`, e.SetID, e.CueSeq)
 		}
 	}
 }
+
+// isLateAck reports whether e is a receipt that may reach an ended set's figures.
+func isLateAck(e SetEvent) bool { return e.Type == "cue.ack" && e.CueSeq > 0 }
 
 func i32(p *int) *int32 {
 	if p == nil {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/repcue/repcue/internal/domain"
 )
@@ -199,25 +201,50 @@ type SetEnding struct {
 // number n another writer has taken (two processes owning one set) fails the
 // whole transaction with a conflict: such a write can never succeed.
 func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []SetEnding) error {
+	// One multi-row INSERT for the whole batch (columns as arrays): one
+	// statement for the server to plan and run, however many events.
+	n := len(events)
+	var (
+		// pgtype.UUID, not uuid.UUID: the latter is encoded through its
+		// driver.Valuer, as text, costing a string per id.
+		setIDs, eventIDs, actors = make([]pgtype.UUID, n), make([]pgtype.UUID, n), make([]pgtype.UUID, n)
+		ns                       = make([]int32, n)
+		types, sources           = make([]string, n), make([]string, n)
+		phases, texts            = make([]*string, n), make([]*string, n)
+		cueIDs, mistakeIDs       = make([]pgtype.UUID, n), make([]pgtype.UUID, n)
+		cueSeqs, clientTS        = make([]*int64, n), make([]*int64, n)
+		ats, clocks              = make([]time.Time, n), make([]*time.Time, n)
+	)
+	for i := range events {
+		e := &events[i]
+		setIDs[i], eventIDs[i], actors[i], ns[i] = pgUUID(&e.SetID), pgUUID(&e.EventID), pgUUID(&e.ActorID), int32(e.N)
+		types[i], sources[i], cueIDs[i], mistakeIDs[i] = e.Type, e.Source, pgUUID(e.CueID), pgUUID(e.MistakeID)
+		ats[i], clocks[i], clientTS[i] = e.At, e.Clock, e.ClientTS
+		if e.Phase != "" {
+			phases[i] = &e.Phase
+		}
+		if e.Text != "" {
+			texts[i] = &e.Text
+		}
+		if e.CueSeq != 0 {
+			cueSeqs[i] = &e.CueSeq
+		}
+	}
+	const insert = `
+		INSERT INTO set_events (set_id, event_id, n, type, phase, cue_id, mistake_id, text, cue_seq, actor_id, at, clock, client_ts, source)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::text[],
+		                     $9::bigint[], $10::uuid[], $11::timestamptz[], $12::timestamptz[], $13::bigint[], $14::text[])
+		ON CONFLICT (set_id, event_id) DO NOTHING`
+	args := []any{setIDs, eventIDs, ns, types, phases, cueIDs, mistakeIDs, texts, cueSeqs, actors, ats, clocks, clientTS, sources}
+	if len(endings) == 0 && !slices.ContainsFunc(events, isLateAck) {
+		// One statement is atomic by itself: one round trip, no BEGIN/COMMIT.
+		_, err := s.pool.Exec(ctx, insert, args...)
+		return translate(err, "event")
+	}
 	return translate(s.inTx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
-		for _, e := range events {
-			var phase, text *string
-			if e.Phase != "" {
-				phase = &e.Phase
-			}
-			if e.Text != "" {
-				text = &e.Text
-			}
-			var cueSeq *int64
-			if e.CueSeq != 0 {
-				cueSeq = &e.CueSeq
-			}
-			b.Queue(`
-				INSERT INTO set_events (set_id, event_id, n, type, phase, cue_id, mistake_id, text, cue_seq, actor_id, at, clock, client_ts, source)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-				ON CONFLICT (set_id, event_id) DO NOTHING`,
-				e.SetID, e.EventID, e.N, e.Type, phase, e.CueID, e.MistakeID, text, cueSeq, e.ActorID, e.At, e.Clock, e.ClientTS, e.Source)
+		if n > 0 {
+			b.Queue(insert, args...)
 		}
 		for _, end := range endings {
 			summary, err := json.Marshal(end.Summary)
@@ -231,6 +258,13 @@ func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []S
 		queueLateAcks(b, events) // progress.go: receipts that reach an ended set
 		return tx.SendBatch(ctx, b).Close()
 	}), "event")
+}
+
+func pgUUID(id *uuid.UUID) pgtype.UUID {
+	if id == nil {
+		return pgtype.UUID{}
+	}
+	return pgtype.UUID{Bytes: *id, Valid: true}
 }
 
 // SetEvents returns a set's stored events in the order they were applied.

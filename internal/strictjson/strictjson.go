@@ -31,6 +31,26 @@ func Decode(data []byte, v any) error {
 		return domain.Internal(errors.New("strictjson: Decode needs a pointer"))
 	}
 	// First pass: structure only, against the exact field names of v's type.
+	if fields := flatFields(t.Elem()); fields != nil {
+		switch ok, err := checkFlat(data, fields); {
+		case err != nil:
+			return err
+		case ok:
+			// Every key is a field's exact name, once, and data is one object
+			// with nothing after it: what is left to check is each value's
+			// type, which Unmarshal reports as the general path does.
+			if err := json.Unmarshal(data, v); err != nil {
+				return translate(err)
+			}
+			return nil
+		}
+	}
+	return decodeGeneral(data, v, t)
+}
+
+// decodeGeneral is Decode for any input: the keys checked by walking the
+// tokens, then the value decoded.
+func decodeGeneral(data []byte, v any, t reflect.Type) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if k := t.Elem().Kind(); (k == reflect.Struct || k == reflect.Map) && bytes.Equal(bytes.TrimSpace(data), []byte("null")) {

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// raiseFileLimit lifts this process's open-file limit to its hard limit: each
+// socket is a file.
+func raiseFileLimit(need int) error {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return err
+	}
+	if l.Cur < l.Max {
+		l.Cur = l.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+			return err
+		}
+	}
+	if int(l.Cur) < need {
+		return fmt.Errorf("%d sockets need an open-file limit of at least %d; this process may have %d (raise the hard limit: ulimit -Hn)", need-100, need, l.Cur)
+	}
+	return nil
+}
+
+// listenerPID finds the process listening on addr's port on this machine, by
+// the socket's inode in /proc/net/tcp{,6} and the processes' open files.
+func listenerPID(addr string) (int, error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err
+	}
+	port, _ := strconv.Atoi(p)
+	want := fmt.Sprintf(":%04X", port)
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			if len(fs) > 9 && strings.HasSuffix(fs[1], want) && fs[3] == "0A" {
+				inodes["socket:["+fs[9]+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return 0, fmt.Errorf("nothing listens on port %d", port)
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*/fd")
+	for _, d := range dirs {
+		fds, _ := os.ReadDir(d)
+		for _, fd := range fds {
+			if link, err := os.Readlink(filepath.Join(d, fd.Name())); err == nil && inodes[link] {
+				return strconv.Atoi(filepath.Base(filepath.Dir(d)))
+			}
+		}
+	}
+	return 0, fmt.Errorf("no process of ours listens on port %d", port)
+}
+
+// procStat is a process's CPU time (seconds) and resident memory (bytes).
+type procStat struct {
+	cpu      float64
+	rss, hwm int64
+	threads  int
+}
+
+func readProc(pid int) (procStat, error) {
+	var s procStat
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return s, err
+	}
+	// Fields after the command (which may hold spaces) start after the last ')'.
+	fs := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	utime, _ := strconv.ParseFloat(fs[11], 64)
+	stime, _ := strconv.ParseFloat(fs[12], 64)
+	s.cpu = (utime + stime) / 100 // USER_HZ is 100 on Linux
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return s, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), ":")
+		fs := strings.Fields(v)
+		if len(fs) == 0 {
+			continue
+		}
+		n, _ := strconv.ParseInt(fs[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			s.rss = n << 10
+		case "VmHWM":
+			s.hwm = n << 10
+		case "Threads":
+			s.threads = int(n)
+		}
+	}
+	return s, nil
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	fs := strings.Fields(string(b))
+	if len(fs) < 3 {
+		return "?"
+	}
+	return strings.Join(fs[:3], " ")
+}
