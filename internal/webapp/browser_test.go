@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/repcue/repcue/internal/auth"
@@ -526,6 +527,8 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	coach.wait("this week's volume named", `document.querySelector('#progress .chart-volume desc')?.textContent.includes('Week of `+week+`: 152 kg in 2 sets')`)
 	coach.wait("this week's compliance", `document.querySelector('#progress .chart-compliance circle[data-week="`+week+`"]')?.dataset.compliance === '0.75'
 		&& document.querySelector('#progress .chart-compliance desc').textContent.includes('75 % (3 of 4 holds)')`)
+	coach.wait("one dot and no line (the other weeks have no reps)", `document.querySelectorAll('#progress .chart-compliance circle').length === 1
+		&& !document.querySelector('#progress .chart-compliance polyline')`)
 	coach.wait("the hidden tables", `[...document.querySelectorAll('#progress table.sr-only tbody tr')].filter(tr => tr.textContent.startsWith('`+week+`')).length === 2`)
 	if got := coach.text(`#progression`); !strings.Contains(got, "Current rung") || !strings.Contains(got, "Dumbbell Hip Thrust") || !strings.Contains(got, "Next load") {
 		t.Fatalf("progression shown as %q", got)
@@ -538,8 +541,9 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	}
 	coach.screenshot("coach-progress")
 	coach.accessible("progress")
-	coach.click(`#progress button.close`)
-	coach.wait("the panel closed", `!document.querySelector('#progress').open`)
+	// Escape closes it, and the focus is back on the tile's button.
+	coach.run(chromedp.KeyEvent(kb.Escape))
+	coach.wait("the panel closed", `!document.querySelector('#progress').open && document.activeElement?.matches('.tile[data-athlete="`+athleteID+`"] .open-progress')`)
 
 	// The admin edits a cue someone else has just changed: 412, both versions shown.
 	admin := newTab(t, browser, "admin", dir, 1280, 900)

@@ -278,8 +278,11 @@ export function coachView(main) {
     if (p.next_load) body.push(h('p', { class: 'reason', id: 'next-load-reason', text: `Load: ${p.next_load.reason}` }));
     body.push(h('div', { class: 'charts' }, volumeChart(ins.weeks), complianceChart(ins.weeks)));
     progress.dataset.exercise = slug;
+    const hadFocus = progress.contains(document.activeElement) && document.activeElement.id;
     progress.replaceChildren(...body);
     if (!progress.open) progress.showModal();
+    // A redraw (a set just ended) keeps the focus where it was, else on Close.
+    else if (!progress.contains(document.activeElement)) (hadFocus && document.getElementById(hadFocus) || close).focus();
   }
   progress.addEventListener('close', () => { openProgressFor = null; delete progress.dataset.exercise; });
 
