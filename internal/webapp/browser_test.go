@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/repcue/repcue/internal/auth"
@@ -498,6 +499,9 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	coach.accessible("set detail")
 	coach.click(`#set-detail button.close`)
 	coach.screenshot("coach-floor-after")
+	// The overview's attention codes as badges: the resting athletes have done nothing this week.
+	coach.wait("the attention badges", `[...document.querySelectorAll('.tile')].filter(t => t.querySelector('h2').textContent !== 'Demo Athlete')
+		.every(t => t.querySelector('.attention-badge[data-code="no_sets_7d"]')?.textContent === 'No sets in 7 days')`)
 
 	// Another set, in the automatic tempo: two reps with their holds met, and
 	// the floor sees the new set start.
@@ -511,6 +515,35 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	athlete.wait("the automatic reps", `document.querySelector('#sim-status').textContent.includes('Target reached') && !document.querySelector('#auto').checked`)
 	athlete.click("#end-set")
 	athlete.wait("the summary", `[...document.querySelectorAll('#set-summary dd')].some(d => d.textContent === '2 / 2')`)
+
+	// The athlete's progress, from the tile: the progression's verdict and the
+	// weekly charts, this week holding both sets (60 kg × 2 + 16 kg × 2 = 152 kg;
+	// holds 3 of 4).
+	coach.wait("the second set ended on the floor", `document.querySelector('.tile[data-athlete="`+athleteID+`"] .mini-summary')?.textContent.includes('holds 2/2')`)
+	coach.run(chromedp.Focus(chromedp.CSS(`.tile[data-athlete="`+athleteID+`"] .open-progress`)), chromedp.KeyEvent("\r"))
+	coach.wait("the progress panel", `document.querySelector('#progress')?.open && !!document.querySelector('#progress svg.chart-volume')`)
+	week := mondayOf(time.Now().UTC())
+	coach.wait("this week's bar", `Number(document.querySelector('#progress .chart-volume rect[data-week="`+week+`"]')?.getAttribute('height')) > 0`)
+	coach.wait("this week's volume named", `document.querySelector('#progress .chart-volume desc')?.textContent.includes('Week of `+week+`: 152 kg in 2 sets')`)
+	coach.wait("this week's compliance", `document.querySelector('#progress .chart-compliance circle[data-week="`+week+`"]')?.dataset.compliance === '0.75'
+		&& document.querySelector('#progress .chart-compliance desc').textContent.includes('75 % (3 of 4 holds)')`)
+	coach.wait("one dot and no line (the other weeks have no reps)", `document.querySelectorAll('#progress .chart-compliance circle').length === 1
+		&& !document.querySelector('#progress .chart-compliance polyline')`)
+	coach.wait("the hidden tables", `[...document.querySelectorAll('#progress table.sr-only tbody tr')].filter(tr => tr.textContent.startsWith('`+week+`')).length === 2`)
+	if got := coach.text(`#progression`); !strings.Contains(got, "Current rung") || !strings.Contains(got, "Dumbbell Hip Thrust") || !strings.Contains(got, "Next load") {
+		t.Fatalf("progression shown as %q", got)
+	}
+	if got := coach.text(`#progression-reason`); got == "" {
+		t.Fatal("no progression reason")
+	}
+	if got := coach.text(`#next-load-reason`); got == "" {
+		t.Fatal("no next load reason")
+	}
+	coach.screenshot("coach-progress")
+	coach.accessible("progress")
+	// Escape closes it, and the focus is back on the tile's button.
+	coach.run(chromedp.KeyEvent(kb.Escape))
+	coach.wait("the panel closed", `!document.querySelector('#progress').open && document.activeElement?.matches('.tile[data-athlete="`+athleteID+`"] .open-progress')`)
 
 	// The admin edits a cue someone else has just changed: 412, both versions shown.
 	admin := newTab(t, browser, "admin", dir, 1280, 900)
@@ -534,6 +567,11 @@ func TestBrowserCoachAndAthleteDoASet(t *testing.T) {
 	admin.wait("the audit trail", `(() => { const t = [...document.querySelectorAll('.audit-list li')].map(li => li.textContent);
 		return t.length >= 2 && t[0].includes('update cue by you') && t[1].includes('update cue by another admin'); })()`)
 	admin.screenshot("admin-audit")
+}
+
+// mondayOf is the ISO week's Monday holding t, as insights name weeks.
+func mondayOf(t time.Time) string {
+	return t.AddDate(0, 0, -((int(t.Weekday()) + 6) % 7)).Format(time.DateOnly)
 }
 
 // client is a plain API client: the other admin, or the coach prescribing.

@@ -3,12 +3,19 @@
 // countdown (from state.hold.ends_at and the server clock, never the tablet's
 // own), the cue of the moment and receipts for pushed cues; one tap sends a
 // library cue or flags a mistake. A tile opens to its set's reps, summary and
-// a feedback box.
+// a feedback box, and to the athlete's progress (the progression and weekly
+// charts); the overview's attention codes show as badges.
 
 import { h, ring, notice, summaryList, repsTable, ms, pct } from './ui.js';
 import { get, request } from './api.js';
 import { Live } from './live.js';
 import { loadLibrary, phaseLabels } from './library.js';
+import { volumeChart, complianceChart } from './charts.js';
+
+// The overview's attention codes, as a coach reads them.
+const attentionLabels = {
+  no_sets_7d: 'No sets in 7 days', holds_slipping: 'Holds slipping', ready_to_advance: 'Ready to advance', deload_suggested: 'Deload suggested',
+};
 
 export function coachView(main) {
   const live = new Live();
@@ -22,7 +29,8 @@ export function coachView(main) {
   const clock = h('span', { class: 'muted', id: 'clock-offset' });
   const grid = h('section', { class: 'floor', id: 'floor', 'aria-label': 'Athletes' });
   const dialog = h('dialog', { class: 'detail', id: 'set-detail', 'aria-labelledby': 'detail-title' });
-  main.append(h('div', { class: 'toolbar' }, h('h1', { text: 'Gym floor' }), conn, clock), grid, dialog);
+  const progress = h('dialog', { class: 'detail progress', id: 'progress', 'aria-labelledby': 'progress-title' });
+  main.append(h('div', { class: 'toolbar' }, h('h1', { text: 'Gym floor' }), conn, clock), grid, dialog, progress);
 
   live.onStatus((s) => {
     conn.textContent = { open: 'Connected', connecting: 'Connecting…', reconnecting: 'Reconnecting…', closed: 'Offline' }[s] || s;
@@ -40,7 +48,7 @@ export function coachView(main) {
   }
 
   function makeTile(athlete) {
-    const t = { athlete, setId: null, set: null, state: null, pushed: [], summary: null, lastRep: null, flash: '' };
+    const t = { athlete, setId: null, set: null, state: null, pushed: [], summary: null, lastRep: null, flash: '', attention: [] };
     const name = h('h2', { text: athlete.display_name });
     const badge = h('span', { class: 'badge' });
     const meta = h('p', { class: 'meta' });
@@ -52,9 +60,10 @@ export function coachView(main) {
     const actions = h('div', { class: 'actions' });
     const footer = h('div', { class: 'tile-footer' });
     const stale = h('p', { class: 'stale-banner', role: 'status' });
+    const attention = h('ul', { class: 'attention', 'aria-label': 'Needs attention' });
     t.ring = rg;
     t.el = h('article', { class: 'tile', 'data-athlete': athlete.id, 'aria-label': athlete.display_name },
-      h('header', {}, name, badge), stale, meta,
+      h('header', {}, name, badge), attention, stale, meta,
       h('div', { class: 'live-row' }, h('div', {}, reps, phase), rg), cue, receipts, actions, footer);
     t.isLive = () => !!(t.setId && (!t.state || t.state.status === 'live') && !t.summary);
 
@@ -78,6 +87,8 @@ export function coachView(main) {
         if (live.state !== 'open') staleText = 'Stale: connection lost, reconnecting…';
         else if (subStatus === 'resyncing') staleText = 'Resyncing…';
       }
+      attention.replaceChildren(...t.attention.map((c) => h('li', { class: 'attention-badge', 'data-code': c, text: attentionLabels[c] || c })));
+      attention.hidden = !t.attention.length;
       stale.textContent = staleText;
       stale.hidden = !staleText;
       t.el.dataset.stale = staleText ? 'yes' : 'no';
@@ -114,6 +125,8 @@ export function coachView(main) {
         footer.append(h('p', { class: 'mini-summary', text: `${t.summary.reps} reps · holds ${t.summary.holds_met}/${t.summary.reps} (${pct(t.summary.hold_compliance)})` }));
       }
       if (t.setId) footer.append(h('button', { type: 'button', class: 'secondary open-set', text: t.isLive() ? 'Open set' : 'Summary and feedback', onclick: () => openDetail(t.setId) }));
+      footer.append(h('button', { type: 'button', class: 'secondary open-progress', text: 'Progress', 'aria-label': `Progress: ${athlete.display_name}`,
+        'aria-haspopup': 'dialog', onclick: () => openProgress(t) }));
     };
     return t;
   }
@@ -165,6 +178,8 @@ export function coachView(main) {
         if (t.state) t.state = { ...t.state, status: 'ended', phase: 'ended', hold: null };
         sortTiles();
         if (openSet === f.set_id) openDetail(f.set_id);
+        refreshOverview();
+        if (openProgressFor === t) openProgress(t);
         break;
       case 'unsubscribed': notice(`${t.athlete.display_name}: no longer linked`, 'error'); break;
       case 'error': notice(`${t.athlete.display_name}: ${f.message}`, 'error'); break;
@@ -228,6 +243,62 @@ export function coachView(main) {
   }
   dialog.addEventListener('close', () => { openSet = null; });
 
+  // An athlete's progress: the progression's verdict and the weekly charts
+  // of one exercise (the one of the tile's set, else the first).
+  let openProgressFor = null;
+  async function openProgress(t, exercise) {
+    openProgressFor = t;
+    const lib = t.set && library.byVariation.get(t.set.variation);
+    const slug = exercise || (progress.open && progress.dataset.exercise) || (lib ? lib.exercise.slug : library.exercises[0] && library.exercises[0].slug);
+    if (!slug) { notice('No exercises in the library.', 'error'); return; }
+    const q = `exercise=${encodeURIComponent(slug)}`;
+    const id = encodeURIComponent(t.athlete.id);
+    let p, ins;
+    try {
+      [p, ins] = await Promise.all([get(`/v1/athletes/${id}/progression?${q}`), get(`/v1/athletes/${id}/insights?${q}`)]);
+    } catch (e) { notice(e.message, 'error'); return; }
+    if (openProgressFor !== t) return;
+    const vname = (s) => { const v = s && library.byVariation.get(s); return v ? v.variation.name : s; };
+    const close = h('button', { type: 'button', class: 'secondary close', text: 'Close', onclick: () => progress.close() });
+    const body = [h('div', { class: 'row between dialog-head' }, h('h2', { id: 'progress-title', text: `${t.athlete.display_name} — progress` }), close)];
+    if (library.exercises.length > 1) {
+      const pick = h('select', { id: 'progress-exercise', onchange: () => openProgress(t, pick.value) },
+        ...library.exercises.map((e) => h('option', { value: e.slug, text: e.name, selected: e.slug === slug })));
+      body.push(h('label', { for: 'progress-exercise', text: 'Exercise' }), pick);
+    }
+    const facts = [['Current rung', vname(p.current_variation)],
+      ['Ready to advance', p.ready_to_advance ? `Yes${p.next_variation ? `: to ${vname(p.next_variation)}` : ''}` : `Not yet${p.next_variation ? ` (next: ${vname(p.next_variation)})` : ''}`]];
+    if (p.next_load) facts.push(['Next load', `${p.next_load.display} (${p.next_load.action})`]);
+    if (p.imbalance) {
+      const i = p.imbalance;
+      facts.push(['Imbalance', `${i.weaker_side} side weaker: left ${Math.round(i.left_hold_compliance * 100)} %, right ${Math.round(i.right_hold_compliance * 100)} %`]);
+    }
+    body.push(h('dl', { class: 'summary progression', id: 'progression' }, ...facts.map(([k, v]) => h('div', {}, h('dt', { text: k }), h('dd', { text: v })))));
+    body.push(h('p', { class: 'reason', id: 'progression-reason', text: p.reason }));
+    if (p.next_load) body.push(h('p', { class: 'reason', id: 'next-load-reason', text: `Load: ${p.next_load.reason}` }));
+    body.push(h('div', { class: 'charts' }, volumeChart(ins.weeks), complianceChart(ins.weeks)));
+    progress.dataset.exercise = slug;
+    const hadFocus = progress.contains(document.activeElement) && document.activeElement.id;
+    progress.replaceChildren(...body);
+    if (!progress.open) progress.showModal();
+    // A redraw (a set just ended) keeps the focus where it was, else on Close.
+    else if (!progress.contains(document.activeElement)) (hadFocus && document.getElementById(hadFocus) || close).focus();
+  }
+  progress.addEventListener('close', () => { openProgressFor = null; delete progress.dataset.exercise; });
+
+  // The overview's attention codes, as badges on the tiles.
+  let overviewing = null;
+  function refreshOverview() {
+    if (overviewing) return overviewing;
+    overviewing = get('/v1/coach/overview').then((o) => {
+      for (const it of o.items) {
+        const t = tiles.get(it.athlete_id);
+        if (t) { t.attention = it.attention || []; t.render(); }
+      }
+    }).catch((e) => notice(e.message, 'error')).finally(() => { overviewing = null; });
+    return overviewing;
+  }
+
   // The athletes and their live sets: at start and after every (re)connect,
   // since a set.started sent while the socket was down is not replayed.
   async function refreshAthletes() {
@@ -239,6 +310,7 @@ export function coachView(main) {
       t.render();
     }
     sortTiles();
+    refreshOverview();
   }
   live.onStatus((s) => { if (s === 'open') refreshAthletes().catch((e) => notice(e.message, 'error')); });
 
