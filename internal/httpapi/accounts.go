@@ -439,21 +439,9 @@ func (a *API) handleExportMe(c *fiber.Ctx) error {
 }
 
 func (a *API) handleListCoaches(c *fiber.Ctx) error {
-	page, err := pageQuery(c)
-	if err != nil {
-		return err
-	}
-	var after *postgres.Keyset[string]
-	if page.Cursor != nil {
-		after = &postgres.Keyset[string]{Key: page.Cursor.Key, ID: page.Cursor.ID}
-	}
-	coaches, err := a.store.ListLinkedCoaches(c.UserContext(), principal(c).UserID, after, page.Limit+1)
-	if err != nil {
-		return err
-	}
-	return c.JSON(pageOf(coaches, page.Limit, func(l domain.LinkedCoach) (string, uuid.UUID) {
+	return listByName(c, a.store.ListLinkedCoaches, func(l domain.LinkedCoach) (string, uuid.UUID) {
 		return l.DisplayName, l.ID
-	}))
+	})
 }
 
 // handleLeaveCoach ends the caller's link to a coach; the coach stops watching

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"math"
 	"strings"
 	"time"
@@ -104,6 +105,15 @@ func tooManyInviteGuesses(wait time.Duration) error {
 }
 
 func (a *API) handleListAthletes(c *fiber.Ctx) error {
+	return listByName(c, a.store.ListLinkedAthletes, func(a domain.LinkedAthlete) (string, uuid.UUID) {
+		return a.DisplayName, a.ID
+	})
+}
+
+// listByName answers a page of the caller's people (linked athletes or
+// coaches), kept in (display name, id) order.
+func listByName[T any](c *fiber.Ctx, list func(ctx context.Context, userID uuid.UUID, after *postgres.Keyset[string], limit int) ([]T, error),
+	key func(T) (string, uuid.UUID)) error {
 	page, err := pageQuery(c)
 	if err != nil {
 		return err
@@ -112,13 +122,11 @@ func (a *API) handleListAthletes(c *fiber.Ctx) error {
 	if page.Cursor != nil {
 		after = &postgres.Keyset[string]{Key: page.Cursor.Key, ID: page.Cursor.ID}
 	}
-	athletes, err := a.store.ListLinkedAthletes(c.UserContext(), principal(c).UserID, after, page.Limit+1)
+	items, err := list(c.UserContext(), principal(c).UserID, after, page.Limit+1)
 	if err != nil {
 		return err
 	}
-	return c.JSON(pageOf(athletes, page.Limit, func(a domain.LinkedAthlete) (string, uuid.UUID) {
-		return a.DisplayName, a.ID
-	}))
+	return c.JSON(pageOf(items, page.Limit, key))
 }
 
 func (a *API) handleUnlinkAthlete(c *fiber.Ctx) error {

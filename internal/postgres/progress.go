@@ -273,19 +273,7 @@ func (s *Store) SetsWithoutRollup(ctx context.Context, limit int) ([]domain.Set,
 		SELECT `+setColumns+` FROM sets s JOIN variations v ON v.id = s.variation_id
 		WHERE s.status = 'ended' AND NOT EXISTS (SELECT 1 FROM ended_sets es WHERE es.set_id = s.id)
 		ORDER BY s.ended_at LIMIT $1`, limit)
-	if err != nil {
-		return nil, translate(err, "set")
-	}
-	defer rows.Close()
-	var out []domain.Set
-	for rows.Next() {
-		set, err := scanSet(rows)
-		if err != nil {
-			return nil, translate(err, "set")
-		}
-		out = append(out, set)
-	}
-	return out, translate(rows.Err(), "set")
+	return collectSets(rows, err)
 }
 
 // advanceWhen is the part of a variation's advance_when the rules read.

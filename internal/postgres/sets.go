@@ -154,19 +154,16 @@ func (s *Store) ListSets(ctx context.Context, f SetFilter) ([]domain.Set, error)
 		  AND ($5::timestamptz IS NULL OR (s.started_at, s.id) < ($5, $6))
 		ORDER BY s.started_at DESC, s.id DESC
 		LIMIT $7`, f.ViewerRole, f.ViewerID, f.AthleteID, f.Status, f.AfterStarted, f.AfterID, f.Limit)
+	return collectSets(rows, err)
+}
+
+// collectSets reads the sets a query selected with setColumns.
+func collectSets(rows pgx.Rows, err error) ([]domain.Set, error) {
 	if err != nil {
 		return nil, translate(err, "set")
 	}
-	defer rows.Close()
-	var out []domain.Set
-	for rows.Next() {
-		set, err := scanSet(rows)
-		if err != nil {
-			return nil, translate(err, "set")
-		}
-		out = append(out, set)
-	}
-	return out, translate(rows.Err(), "set")
+	sets, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Set, error) { return scanSet(r) })
+	return sets, translate(err, "set")
 }
 
 // SetEvent is one stored event of a set.
