@@ -120,6 +120,8 @@ export function coachView(main) {
               onclick: () => flag(t, m) }))));
         }
       }
+      // A redraw keeps the keyboard focus on the button it was on.
+      const refocus = footer.contains(document.activeElement) ? [...document.activeElement.classList].find((c) => c.startsWith('open-')) : null;
       footer.replaceChildren();
       if (t.summary) {
         footer.append(h('p', { class: 'mini-summary', text: `${t.summary.reps} reps · holds ${t.summary.holds_met}/${t.summary.reps} (${pct(t.summary.hold_compliance)})` }));
@@ -127,6 +129,7 @@ export function coachView(main) {
       if (t.setId) footer.append(h('button', { type: 'button', class: 'secondary open-set', text: t.isLive() ? 'Open set' : 'Summary and feedback', onclick: () => openDetail(t.setId) }));
       footer.append(h('button', { type: 'button', class: 'secondary open-progress', text: 'Progress', 'aria-label': `Progress: ${athlete.display_name}`,
         'aria-haspopup': 'dialog', onclick: () => openProgress(t) }));
+      if (refocus) footer.querySelector(`.${refocus}`)?.focus();
     };
     return t;
   }
@@ -284,7 +287,15 @@ export function coachView(main) {
     // A redraw (a set just ended) keeps the focus where it was, else on Close.
     else if (!progress.contains(document.activeElement)) (hadFocus && document.getElementById(hadFocus) || close).focus();
   }
-  progress.addEventListener('close', () => { openProgressFor = null; delete progress.dataset.exercise; });
+  progress.addEventListener('close', () => {
+    const t = openProgressFor;
+    openProgressFor = null;
+    delete progress.dataset.exercise;
+    // Back to the tile's Progress button, also when the tile was redrawn
+    // while the panel was open (the button the browser remembers is gone).
+    const back = t && t.el.querySelector('.open-progress');
+    if (back && !back.contains(document.activeElement)) back.focus();
+  });
 
   // The overview's attention codes, as badges on the tiles.
   let overviewing = null;
