@@ -51,11 +51,11 @@ fmt:
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
-	$(GO) vet -tags faults ./...
+	$(GO) vet -tags faults,progressscale ./...
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
-	$(GO) run $(STATICCHECK) -tags faults ./...
+	$(GO) run $(STATICCHECK) -tags faults,progressscale ./...
 
 ## fuzz: run every fuzz target of the repository (any `func FuzzX` in a test file) for FUZZTIME each (default 30s)
 FUZZTIME ?= 30s

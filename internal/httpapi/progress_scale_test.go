@@ -1,3 +1,5 @@
+//go:build progressscale
+
 package httpapi_test
 
 import (
@@ -19,22 +21,17 @@ import (
 
 // The progress endpoints at scale: a year of a coach with 50 athletes, seeded
 // with COPY, then every endpoint timed over real HTTP on loopback, and the
-// query plans printed. Not part of `make test` (it takes a minute); run it with
+// query plans printed. A load measurement, not part of `make test` (it takes a
+// minute): it builds only with the progressscale tag,
 //
-//	go test -run TestProgressAtScale -progress-scale -v ./internal/httpapi/
+//	go test -tags progressscale -run TestProgressAtScale -v -timeout 15m ./internal/httpapi/
 //
 // docs/progress-queries.md holds a run's figures and plans.
-var (
-	progressScale = flag.Bool("progress-scale", false, "seed a year of 50 athletes and time the progress endpoints")
-	scaleCalls    = flag.Int("progress-scale-calls", 300, "timed calls per endpoint (after 20 warm-up calls)")
-)
+var scaleCalls = flag.Int("progress-scale-calls", 300, "timed calls per endpoint (after 20 warm-up calls)")
 
 const scaleAthletes = 50
 
 func TestProgressAtScale(t *testing.T) {
-	if !*progressScale {
-		t.Skip("a load measurement: run with -progress-scale (see the comment above)")
-	}
 	h := newHarness(t)
 	ctx := context.Background()
 	pool := h.store.Pool()
