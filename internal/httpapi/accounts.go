@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -84,37 +85,13 @@ func (a *API) checkOwnPassword(c *fiber.Ctx, field, password string) (domain.Use
 	if password == "" || len(password) > auth.PasswordMaxBytes {
 		return u, "", &domain.Error{Code: domain.CodeForbidden, Field: field, Message: errWrongPassword.Message}
 	}
-	account, wait, err := a.accountLimiter.Reserve(ctx, "account:"+u.Email)
+	ok, err := a.checkPassword(c, u.Email, password, func(context.Context) (string, error) { return hash, nil })
 	if err != nil {
-		return u, "", err
-	}
-	if wait > 0 {
-		return u, "", tooManySignIns(wait)
-	}
-	address, wait, err := a.addressLimiter.Reserve(ctx, "address:"+a.clientKey(c))
-	if err != nil || wait > 0 {
-		a.releaseAttempts(ctx, account)
-		if err != nil {
-			return u, "", err
-		}
-		return u, "", tooManySignIns(wait)
-	}
-	priority := auth.Suspect
-	if account.Failures == 1 {
-		priority = auth.SignIn
-	}
-	ok, err := a.hasher.Verify(ctx, priority, hash, password)
-	if err != nil {
-		a.releaseAttempts(ctx, account, address)
 		return u, "", err
 	}
 	if !ok {
 		return u, "", &domain.Error{Code: domain.CodeForbidden, Field: field, Message: errWrongPassword.Message}
 	}
-	if err := account.Succeed(ctx); err != nil {
-		a.log.Warn("clearing the sign-in throttle failed", "err", err)
-	}
-	a.releaseAttempts(ctx, address)
 	return u, hash, nil
 }
 
@@ -276,25 +253,19 @@ func (a *API) handlePasswordReset(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	_, wait, err := a.resetEmailLimiter.Reserve(ctx, "email:"+email)
-	if err != nil {
+	if _, err := a.reserveAttempts(ctx, tooManyResets,
+		throttled{a.resetEmailLimiter, "email:" + email}, throttled{a.resetAddressLimiter, "address:" + a.clientKey(c)}); err != nil {
 		return err
-	}
-	if wait > 0 {
-		return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many reset requests, try again later", RetryAfter: wait}
-	}
-	_, wait, err = a.resetAddressLimiter.Reserve(ctx, "address:"+a.clientKey(c))
-	if err != nil {
-		return err
-	}
-	if wait > 0 {
-		return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many reset requests, try again later", RetryAfter: wait}
 	}
 	if err := a.store.RequestPasswordReset(ctx, email, a.emailToken(domain.EmailReset, email, resetTTL)); err != nil {
 		return err
 	}
 	a.kickMail()
 	return c.Status(fiber.StatusAccepted).JSON(resetAccepted)
+}
+
+func tooManyResets(wait time.Duration) error {
+	return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many reset requests, try again later", RetryAfter: wait}
 }
 
 type resetConfirmRequest struct {

@@ -148,38 +148,62 @@ func (a *API) handleLogin(c *fiber.Ctx) error {
 	if req.Password == "" || len(req.Password) > auth.PasswordMaxBytes {
 		return errBadLogin
 	}
-	ctx := c.UserContext()
-	accountKey, addressKey := "account:"+email, "address:"+a.clientKey(c)
-	attempts, err := a.reserveAttempts(ctx, tooManySignIns,
-		throttled{a.accountLimiter, accountKey}, throttled{a.addressLimiter, addressKey})
+	var u domain.User
+	var hash string
+	ok, err := a.checkPassword(c, email, req.Password, func(ctx context.Context) (string, error) {
+		var err error
+		u, hash, err = a.store.FindUserForLogin(ctx, email)
+		if domain.ErrorCode(err) == domain.CodeNotFound {
+			err = nil // an unknown email is checked against a dummy hash: same answer, same time
+		}
+		return hash, err
+	})
 	if err != nil {
 		return err
 	}
+	if !ok {
+		return errBadLogin
+	}
+	return a.startSession(c, fiber.StatusOK, u, hash)
+}
+
+// checkPassword checks a password of the account under email, counted by the
+// sign-in throttles (per account and per address) before anything is looked up
+// or hashed: any burst of guesses gets at most the free failures through.
+// lookup finds the hash to check against. false: a wrong password, which stays
+// counted; a success clears the account's count and counts for nothing at the
+// address; anything that was not a guess (a busy hasher, the database) is
+// taken back.
+func (a *API) checkPassword(c *fiber.Ctx, email, password string, lookup func(context.Context) (string, error)) (bool, error) {
+	ctx := c.UserContext()
+	attempts, err := a.reserveAttempts(ctx, tooManySignIns,
+		throttled{a.accountLimiter, "account:" + email}, throttled{a.addressLimiter, "address:" + a.clientKey(c)})
+	if err != nil {
+		return false, err
+	}
 	account, address := attempts[0], attempts[1]
-	u, hash, err := a.store.FindUserForLogin(ctx, email)
-	if err != nil && domain.ErrorCode(err) != domain.CodeNotFound {
+	hash, err := lookup(ctx)
+	if err != nil {
 		a.releaseAttempts(ctx, account, address)
-		return err
+		return false, err
 	}
 	priority := auth.Suspect
 	if account.Failures == 1 {
 		priority = auth.SignIn
 	}
-	// An unknown email is checked against a dummy hash: same answer, same time.
-	ok, err := a.hasher.Verify(ctx, priority, hash, req.Password)
+	ok, err := a.hasher.Verify(ctx, priority, hash, password)
 	if err != nil { // busy (503): not a guess
 		a.releaseAttempts(ctx, account, address)
-		return err
+		return false, err
 	}
 	if !ok {
-		return errBadLogin // both reserved attempts stay counted as failures
+		return false, nil // both reserved attempts stay counted as failures
 	}
 	if err := account.Succeed(ctx); err != nil {
-		a.releaseAttempts(ctx, address)
-		return err
+		a.log.Warn("clearing the sign-in throttle failed", "err", err)
 	}
-	a.releaseAttempts(ctx, address) // a success at an address clears nothing there, and counts for nothing
-	return a.startSession(c, fiber.StatusOK, u, hash)
+	a.releaseAttempts(ctx, address)
+	return true, nil
 }
 
 // throttled names a throttle and the key an attempt is counted under.
