@@ -324,11 +324,6 @@ func serve(ctx context.Context) error {
 	}
 	defer store.Pool().Close()
 	log.Info("starting repcue", "version", version, "config", cfg.Masked())
-	if cfg.NATSURL != "" {
-		// Each node holds the live sets it serves in memory; without the bus two
-		// nodes would each run their own copy of a set. Refuse rather than split.
-		return errors.New("REPCUE_NATS_URL is set, but running several nodes over NATS is not supported yet: unset it and run one node")
-	}
 	if err := postgres.CheckSchema(ctx, store.Pool()); err != nil {
 		return err
 	}
@@ -350,7 +345,18 @@ func serve(ctx context.Context) error {
 	if err := startPprof(log); err != nil {
 		return err
 	}
-	hub := live.New(store, log, live.Config{HoldTick: cfg.HoldTick})
+	// One node keeps its live sets to itself; with REPCUE_NATS_URL it is one
+	// of a cluster (DESIGN.md §7), and NATS carries what crosses between nodes.
+	var bus live.Bus = live.Solo{}
+	if cfg.NATSURL != "" {
+		nb, err := live.DialNATS(cfg.NATSURL, "repcue "+version, log)
+		if err != nil {
+			return fmt.Errorf("NATS: %w", err)
+		}
+		bus = nb
+	}
+	hub := live.New(store, log, live.Config{HoldTick: cfg.HoldTick, Bus: bus})
+	log.Info("joined the cluster", "node", hub.Node(), "nats", cfg.NATSURL != "")
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registry.MustRegister(hub.Collectors()...)
@@ -368,6 +374,7 @@ func serve(ctx context.Context) error {
 		Tokens:   auth.NewTokens(key, cfg.Issuer, cfg.Audience, cfg.AccessTTL, nil),
 		Hasher:   auth.NewHasher(cfg.HashWorkers),
 		Live:     hub,
+		Ready:    func(context.Context) error { return hub.Ready() },
 		Registry: registry,
 
 		Push:           pushWorker,

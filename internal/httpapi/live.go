@@ -18,10 +18,6 @@ import (
 // ticketTTL is how long a live ticket may wait before it is used.
 const ticketTTL = 30 * time.Second
 
-// maxSocketsPerUser bounds the live sockets one account may hold open (a phone,
-// a tablet and some browser tabs fit well within it).
-const maxSocketsPerUser = 20
-
 // Socket timing: the server pings every 25 s (live.Config.PingPeriod); a socket
 // that shows no sign of life for 60 s (live.Config.PongWait) is dropped; a write
 // that cannot go out within writeWait ends the socket.
@@ -37,7 +33,10 @@ func (a *API) handleCreateTicket(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"ticket": ticket, "expires_in": int(ticketTTL.Seconds())})
 }
 
-const livePrincipalKey = "live-principal"
+const (
+	livePrincipalKey = "live-principal"
+	liveReleaseKey   = "live-release"
+)
 
 // sameOrigin reports whether a browser's (normalised) Origin names the host the
 // request was sent to: the server's own pages (the web clients under /app/) are
@@ -85,11 +84,19 @@ func (a *API) liveGate(c *fiber.Ctx) error {
 	if err := a.sessions.check(c.UserContext(), p.SessionID); err != nil {
 		return err
 	}
-	if a.live.Sockets(p.UserID) >= maxSocketsPerUser {
-		return &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many live sockets open for this account", RetryAfter: 5 * time.Second}
+	// The account's sockets are counted across every node (live.Config.MaxSockets);
+	// the place is given back when the socket ends, or now if the upgrade fails.
+	release, err := a.live.Admit(c.UserContext(), p.UserID)
+	if err != nil {
+		return err
 	}
 	c.Locals(livePrincipalKey, p)
-	return c.Next()
+	c.Locals(liveReleaseKey, release)
+	if err := c.Next(); err != nil {
+		release()
+		return err
+	}
+	return nil
 }
 
 func (a *API) liveHandler() fiber.Handler {
@@ -97,6 +104,9 @@ func (a *API) liveHandler() fiber.Handler {
 	// apps with none): the upgrader lets through what the gate did.
 	upgrade := ws.New(func(conn *ws.Conn) {
 		p, _ := conn.Locals(livePrincipalKey).(live.Principal)
+		if release, ok := conn.Locals(liveReleaseKey).(func()); ok {
+			defer release()
+		}
 		a.live.Serve(p, newWSSocket(conn, a.live.PongWait()))
 	}, ws.Config{
 		Origins:          []string{"*"},

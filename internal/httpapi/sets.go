@@ -93,7 +93,7 @@ func (a *API) handleCreateSet(c *fiber.Ctx) error {
 		return err
 	}
 	// Coaches without a live dashboard open get a push instead (queued with the set).
-	n.CoachWatching = func(coach uuid.UUID) bool { return a.live.Sockets(coach) > 0 }
+	n.CoachWatching = func(coach uuid.UUID) bool { return a.live.Watching(c.UserContext(), coach) }
 	var set domain.Set
 	if key == nil {
 		set, err = a.store.CreateSet(c.UserContext(), n)
@@ -148,19 +148,8 @@ func (a *API) visibleSet(c *fiber.Ctx) (domain.Set, error) {
 	if err != nil {
 		return domain.Set{}, err
 	}
-	set, err := a.store.FindSet(c.UserContext(), id)
-	if err != nil {
-		return set, err
-	}
 	p := principal(c)
-	ok, err := a.store.CanWatch(c.UserContext(), p.UserID, p.Role, set.AthleteID)
-	if err != nil {
-		return set, err
-	}
-	if !ok {
-		return set, domain.NotFound("set")
-	}
-	return set, nil
+	return a.store.VisibleSet(c.UserContext(), p.UserID, p.Role, id)
 }
 
 // ownSet finds a set of the calling athlete.

@@ -20,16 +20,19 @@ func (s discardSocket) WriteClose(int, string) error { return nil }
 func (s discardSocket) Interrupt()                   {}
 
 // BenchmarkFanout measures what the set's owner spends to broadcast one state
-// frame to N watchers: encoding once, keeping it for replay, queueing it per
-// socket (the sockets' writers drain their queues concurrently).
+// frame to N watchers on its node: encoding once, keeping it for replay,
+// handing it to the node's relay of the set, queueing it per socket (the
+// sockets' writers drain their queues concurrently).
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{1, 10, 100} {
 		b.Run(fmt.Sprintf("watchers=%d", n), func(b *testing.B) {
 			cfg := Config{SendQueue: 1 << 16}
 			cfg.defaults()
-			h := &Hub{cfg: cfg, metrics: newMetrics()}
+			h := &Hub{cfg: cfg, metrics: newMetrics(), bus: Solo{}, relays: map[uuid.UUID]*relay{}}
 			o := newOwner(h, uuid.New())
 			o.epoch = newEpoch()
+			r := newRelay(h, o.id)
+			h.relays[o.id] = r
 			o.m.state = reptimer.New(reptimer.Config{PauseHoldMS: 1000}, time.Now())
 			stop := make(chan struct{})
 			var clients []*client
@@ -37,7 +40,7 @@ func BenchmarkFanout(b *testing.B) {
 				c := newClient(h, Principal{}, discardSocket{stop})
 				go c.writeLoop()
 				clients = append(clients, c)
-				o.subs[c] = struct{}{}
+				r.watchers[c] = &watcher{synced: true, epoch: o.epoch}
 			}
 			now := time.Now()
 			frame := reptimer.Frame{Type: "state", Payload: reptimer.StatePayload{State: o.m.state.View(now)}}
@@ -48,8 +51,8 @@ func BenchmarkFanout(b *testing.B) {
 				o.broadcast([]reptimer.Frame{frame})
 			}
 			b.StopTimer()
-			if len(o.subs) != n {
-				b.Fatalf("%d of %d watchers were dropped", n-len(o.subs), n)
+			if len(r.watchers) != n {
+				b.Fatalf("%d of %d watchers were dropped", n-len(r.watchers), n)
 			}
 			for _, c := range clients {
 				c.close(CloseNormal, "", false)

@@ -46,6 +46,7 @@ type Principal struct {
 // blocks anyone else: when the queue is full the socket is closed with 4008.
 type client struct {
 	hub    *Hub
+	id     uint64 // the socket's address on this node
 	user   Principal
 	sock   Socket
 	sendMu sync.Mutex // one enqueue at a time, so a replay can know it fits
@@ -85,8 +86,11 @@ const (
 // subscription records what the socket knows of a set it watches.
 type subscription struct {
 	athleteID uuid.UUID
-	owner     *owner
+	relay     *relay
 }
+
+// addr is where owners send this socket's answers.
+func (c *client) addr() address { return address{Node: c.hub.node, Socket: c.id} }
 
 func newClient(h *Hub, p Principal, sock Socket) *client {
 	return &client{
@@ -328,7 +332,7 @@ func (c *client) handle(data []byte, receivedAt time.Time) {
 		var f subscribeFrame
 		if err = decodeFrame(data, &f); err == nil {
 			setID = f.SetID
-			err = c.subscribe(f)
+			err = c.subscribe(f, receivedAt)
 		}
 	case "unsubscribe":
 		var f setFrame
@@ -402,13 +406,7 @@ func (c *client) authorise(setID uuid.UUID) (uint64, uuid.UUID, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	set, err := c.hub.store.FindSet(ctx, setID)
-	if err == nil {
-		var ok bool
-		if ok, err = c.hub.store.CanWatch(ctx, c.user.UserID, c.user.Role, set.AthleteID); err == nil && !ok {
-			err = domain.NotFound("set")
-		}
-	}
+	set, err := c.hub.store.VisibleSet(ctx, c.user.UserID, c.user.Role, setID)
 	a = access{athleteID: set.AthleteID, err: err}
 	switch {
 	case err == nil:
@@ -448,30 +446,27 @@ func (c *client) forgetAthlete(athleteID uuid.UUID) {
 }
 
 // target finds the set a frame names and checks the caller may act on it:
-// athleteOnly → only the owning athlete; otherwise the athlete or a linked coach
-// (coach commands additionally need the coach role, checked by the caller).
-func (c *client) target(rawID string, athleteOnly bool) (uuid.UUID, *owner, error) {
+// athleteOnly → only the owning athlete; otherwise the athlete or a linked
+// coach (coach commands additionally need the coach role, checked by the
+// caller). It returns the command for the set, addressed to this socket.
+func (c *client) target(kind cmdKind, rawID string, athleteOnly bool, at time.Time) (command, error) {
 	setID, err := parseID("set_id", rawID)
 	if err != nil {
-		return uuid.Nil, nil, err
+		return command{}, err
 	}
+	athleteID := uuid.Nil
 	if sub := c.subscription(setID); sub != nil {
-		if athleteOnly && sub.athleteID != c.user.UserID {
-			return setID, nil, domain.Errorf(domain.CodeForbidden, "only the athlete of this set may do that")
-		}
-		return setID, sub.owner, nil
-	}
-	_, athleteID, err := c.authorise(setID)
-	if err != nil {
-		return setID, nil, err
+		athleteID = sub.athleteID
+	} else if _, athleteID, err = c.authorise(setID); err != nil {
+		return command{}, err
 	}
 	if athleteOnly && athleteID != c.user.UserID {
-		return setID, nil, domain.Errorf(domain.CodeForbidden, "only the athlete of this set may do that")
+		return command{}, domain.Errorf(domain.CodeForbidden, "only the athlete of this set may do that")
 	}
-	return setID, c.hub.owner(setID), nil
+	return command{Kind: kind, Set: setID, Actor: c.user.UserID, From: c.addr(), At: at}, nil
 }
 
-func (c *client) subscribe(f subscribeFrame) error {
+func (c *client) subscribe(f subscribeFrame, at time.Time) error {
 	setID, err := parseID("set_id", f.SetID)
 	if err != nil {
 		return err
@@ -488,10 +483,11 @@ func (c *client) subscribe(f subscribeFrame) error {
 	if err != nil {
 		return err
 	}
-	o := c.hub.owner(setID)
-	c.setSubscription(setID, &subscription{athleteID: athleteID, owner: o})
-	if err := o.do(func(o *owner) { o.subscribe(c, f.SinceSeq, f.Epoch) }); err != nil {
-		c.setSubscription(setID, nil)
+	r := c.hub.watch(setID, c)
+	c.setSubscription(setID, &subscription{athleteID: athleteID, relay: r})
+	err = c.hub.route(command{Kind: cmdSubscribe, Set: setID, Actor: c.user.UserID, From: c.addr(), At: at, Since: f.SinceSeq, Epoch: f.Epoch})
+	if err != nil {
+		c.unwatch(setID)
 		return err
 	}
 	if c.user.Role == domain.RoleCoach && c.authChanged(gen) {
@@ -505,12 +501,32 @@ func (c *client) subscribe(f subscribeFrame) error {
 			err = domain.NotFound("set")
 		}
 		if err != nil {
-			c.setSubscription(setID, nil)
-			_ = o.doSoon(func(o *owner) { o.unsubscribe(c) })
+			c.unwatch(setID)
 			return err
 		}
 	}
 	return nil
+}
+
+// unwatch ends the socket's watch of a set.
+func (c *client) unwatch(setID uuid.UUID) {
+	if sub := c.subscription(setID); sub != nil {
+		c.setSubscription(setID, nil)
+		sub.relay.remove(c, nil)
+	}
+}
+
+// unlinked ends the socket's access to an athlete's sets: what it knew of it
+// is forgotten, and every watch of them ends with `unsubscribed`.
+func (c *client) unlinked(athleteID uuid.UUID) {
+	c.forgetAthlete(athleteID) // first: a subscription made after this looks again
+	for setID, sub := range c.subscriptions() {
+		if sub.athleteID != athleteID {
+			continue
+		}
+		c.setSubscription(setID, nil)
+		sub.relay.remove(c, encode(unsubscribedFrame{Type: "unsubscribed", SetID: setID, Reason: "unlinked"}))
+	}
 }
 
 func (c *client) unsubscribe(rawID string) error {
@@ -518,12 +534,8 @@ func (c *client) unsubscribe(rawID string) error {
 	if err != nil {
 		return err
 	}
-	sub := c.subscription(setID)
-	if sub == nil {
-		return nil // not watching: nothing to do
-	}
-	c.setSubscription(setID, nil)
-	return sub.owner.do(func(o *owner) { o.unsubscribe(c) })
+	c.unwatch(setID) // not watching: nothing to do
+	return nil
 }
 
 func (c *client) repPhase(f repPhaseFrame, at time.Time) error {
@@ -536,12 +548,12 @@ func (c *client) repPhase(f repPhaseFrame, at time.Time) error {
 	default:
 		return domain.Invalid("phase", "phase must be up, top, down or bottom")
 	}
-	_, o, err := c.target(f.SetID, true)
+	cmd, err := c.target(cmdPhase, f.SetID, true, at)
 	if err != nil {
 		return err
 	}
-	ev := athleteEvent{client: c, eventID: eventID, typ: "rep.phase", phase: f.Phase, clientTS: f.ClientTS, at: at}
-	return o.do(func(o *owner) { o.athleteEvent(ev) })
+	cmd.EventID, cmd.RawEventID, cmd.Phase, cmd.ClientTS = eventID, f.EventID, f.Phase, f.ClientTS
+	return c.hub.route(cmd)
 }
 
 func (c *client) setEnd(f setEndFrame, at time.Time) error {
@@ -549,32 +561,28 @@ func (c *client) setEnd(f setEndFrame, at time.Time) error {
 	if err != nil {
 		return err
 	}
-	_, o, err := c.target(f.SetID, true)
+	cmd, err := c.target(cmdEndFrame, f.SetID, true, at)
 	if err != nil {
 		return err
 	}
-	ev := athleteEvent{client: c, eventID: eventID, typ: "set.end", at: at}
-	return o.do(func(o *owner) { o.athleteEvent(ev) })
+	cmd.EventID, cmd.RawEventID = eventID, f.EventID
+	return c.hub.route(cmd)
 }
 
-func (c *client) coachTarget(rawID string) (*owner, error) {
+func (c *client) coachTarget(kind cmdKind, rawID string, rawEventID *string, at time.Time) (command, error) {
+	var eventID uuid.UUID
+	if rawEventID != nil {
+		var err error
+		if eventID, err = parseID("event_id", *rawEventID); err != nil {
+			return command{}, err
+		}
+	}
 	if c.user.Role != domain.RoleCoach {
-		return nil, domain.Errorf(domain.CodeForbidden, "only a linked coach may do that")
+		return command{}, domain.Errorf(domain.CodeForbidden, "only a linked coach may do that")
 	}
-	_, o, err := c.target(rawID, false)
-	return o, err
-}
-
-// coachEventID parses the optional event_id of a coach's frame.
-func coachEventID(raw *string) (*uuid.UUID, error) {
-	if raw == nil {
-		return nil, nil
-	}
-	id, err := parseID("event_id", *raw)
-	if err != nil {
-		return nil, err
-	}
-	return &id, nil
+	cmd, err := c.target(kind, rawID, false, at)
+	cmd.EventID, cmd.RawEventID = eventID, optionalString(rawEventID)
+	return cmd, err
 }
 
 func optionalString(s *string) string {
@@ -585,10 +593,12 @@ func optionalString(s *string) string {
 }
 
 func (c *client) cueSend(f cueSendFrame, at time.Time) error {
-	var cmd coachCommand
-	var err error
-	if cmd.eventID, err = coachEventID(f.EventID); err != nil {
-		return err
+	var cueID *uuid.UUID
+	var text string
+	if f.EventID != nil {
+		if _, err := parseID("event_id", *f.EventID); err != nil {
+			return err
+		}
 	}
 	switch {
 	case f.CueID != nil && f.Text != nil:
@@ -598,51 +608,52 @@ func (c *client) cueSend(f cueSendFrame, at time.Time) error {
 		if err != nil {
 			return err
 		}
-		cmd.cueID = &id
+		cueID = &id
 	case f.Text != nil:
-		text, err := domain.CleanCueText("text", *f.Text)
+		t, err := domain.CleanCueText("text", *f.Text)
 		if err != nil {
 			return err
 		}
-		cmd.text = text
+		text = t
 	default:
 		return domain.Invalid("cue_id", "cue_id or text is required")
 	}
-	o, err := c.coachTarget(f.SetID)
+	cmd, err := c.coachTarget(cmdCue, f.SetID, f.EventID, at)
 	if err != nil {
 		return err
 	}
-	cmd.client, cmd.at = c, at
-	return o.do(func(o *owner) { o.coachCue(cmd) })
+	cmd.CueID, cmd.Text = cueID, text
+	return c.hub.route(cmd)
 }
 
 func (c *client) mistakeFlag(f mistakeFlagFrame, at time.Time) error {
-	eventID, err := coachEventID(f.EventID)
-	if err != nil {
-		return err
+	if f.EventID != nil {
+		if _, err := parseID("event_id", *f.EventID); err != nil {
+			return err
+		}
 	}
 	id, err := parseID("mistake_id", f.MistakeID)
 	if err != nil {
 		return err
 	}
-	o, err := c.coachTarget(f.SetID)
+	cmd, err := c.coachTarget(cmdMistake, f.SetID, f.EventID, at)
 	if err != nil {
 		return err
 	}
-	cmd := coachCommand{client: c, at: at, mistakeID: &id, eventID: eventID}
-	return o.do(func(o *owner) { o.coachCue(cmd) })
+	cmd.MistakeID = &id
+	return c.hub.route(cmd)
 }
 
 func (c *client) cueAck(f cueAckFrame, at time.Time) error {
 	if f.CueSeq == nil || *f.CueSeq < 1 {
 		return domain.Invalid("cue_seq", "cue_seq must be the seq of a cue frame")
 	}
-	_, o, err := c.target(f.SetID, true)
+	cmd, err := c.target(cmdCueAck, f.SetID, true, at)
 	if err != nil {
 		return err
 	}
-	seq := *f.CueSeq
-	return o.do(func(o *owner) { o.cueAck(c, seq, at) })
+	cmd.CueSeq = *f.CueSeq
+	return c.hub.route(cmd)
 }
 
 // peekSetID and peekEventID recover the ids of a refused frame for its error

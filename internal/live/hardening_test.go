@@ -554,7 +554,8 @@ func TestHubCachesAuthorisationPerSocket(t *testing.T) {
 
 // A set reloaded from storage — its goroutine retired, or another hub on the
 // same database taking it — has a new epoch: a since_seq of the old epoch gets
-// a snapshot.
+// a snapshot. Another hub cannot take a set while the first holds its lease:
+// it answers unavailable, and takes it once the first has shut down.
 func TestHubReloadedSetHasANewEpoch(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, Config{IdleTimeout: time.Millisecond, IdleCheck: 5 * time.Millisecond})
@@ -593,6 +594,15 @@ func TestHubReloadedSetHasANewEpoch(t *testing.T) {
 	b := newFakeSocket()
 	f.served.Add(1)
 	go func() { defer f.served.Done(); other.Serve(f.athlete, b) }()
+	send(b, map[string]any{"type": "subscribe", "set_id": sid, "since_seq": 1, "epoch": epoch2})
+	if e := next(t, b, "error"); e["code"] != "unavailable" {
+		t.Fatalf("a second hub took a set the first holds: %v", e)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.hub.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
 	send(b, map[string]any{"type": "subscribe", "set_id": sid, "since_seq": 1, "epoch": epoch2})
 	if snap := next(t, b, "snapshot"); snap["epoch"] == epoch2 || snap["epoch"] == epoch {
 		t.Fatalf("a second hub reused an epoch: %v", snap)

@@ -32,6 +32,9 @@ type Config struct {
 	SessionCheck     time.Duration // how often sockets' sessions are checked (4001)
 	FrameRate        int           // frames a socket may send per second, sustained
 	FrameBurst       int           // and in a burst
+	LeaseTTL         time.Duration // how long a set's lease outlives its node's last heartbeat (≤ 5 s, DESIGN.md §7)
+	MaxSockets       int           // live sockets one account may hold open across the cluster
+	Bus              Bus           // the other nodes (nil: Solo, one node)
 	Now              func() time.Time
 }
 
@@ -47,6 +50,15 @@ func (c *Config) defaults() {
 	def(&c.IdleTimeout, 5*time.Minute)
 	def(&c.IdleCheck, 30*time.Second)
 	def(&c.SessionCheck, 15*time.Second)
+	def(&c.LeaseTTL, 5*time.Second)
+	if c.MaxSockets <= 0 {
+		// A phone, a tablet, a browser tab or two, with room for reconnects
+		// that overlap the old socket's close.
+		c.MaxSockets = 20
+	}
+	if c.Bus == nil {
+		c.Bus = Solo{}
+	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = 256
 	}
@@ -71,9 +83,12 @@ func (c *Config) defaults() {
 	}
 }
 
-// Hub owns every live socket and every live set of this node.
+// Hub is one node's part of the live sets: its sockets, the sets it owns,
+// and the relays that bring other nodes' sets to its sockets.
 type Hub struct {
 	cfg       Config
+	node      uuid.UUID // this process in the cluster
+	bus       Bus
 	store     *postgres.Store
 	log       *slog.Logger
 	committer *committer
@@ -85,39 +100,86 @@ type Hub struct {
 	conns  sync.WaitGroup // Serve calls
 	bg     sync.WaitGroup // committer, session checker and background lookups
 
-	mu      sync.Mutex
-	sets    map[uuid.UUID]*owner
+	mu      sync.RWMutex
+	sets    map[uuid.UUID]*owner               // sets this node owns
+	relays  map[uuid.UUID]*relay               // sets this node's sockets watch
 	clients map[uuid.UUID]map[*client]struct{} // by user
+	sockets map[uint64]*client                 // by id, for answers addressed to them
+	calls   map[uint64]chan result             // REST calls waiting for an owner's answer
+	lastID  atomic.Uint64
 
 	closing      atomic.Bool
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
 
-// New starts a hub.
+// New starts a hub: this process joins the cluster as a new node. A first
+// heartbeat or bus subscription that fails is logged and tried again by
+// itself (the node is not ready until they succeed).
 func New(store *postgres.Store, log *slog.Logger, cfg Config) *Hub {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	m := newMetrics()
 	h := &Hub{
-		cfg: cfg, store: store, log: log, ctx: ctx, cancel: cancel, metrics: m,
+		cfg: cfg, node: uuid.New(), bus: cfg.Bus, store: store, log: log, ctx: ctx, cancel: cancel, metrics: m,
 		committer: newCommitter(store, log, m, commitWorkers, 4096, 1024),
 		sets:      map[uuid.UUID]*owner{},
+		relays:    map[uuid.UUID]*relay{},
 		clients:   map[uuid.UUID]map[*client]struct{}{},
+		sockets:   map[uint64]*client{},
+		calls:     map[uint64]chan result{},
 	}
-	h.bg.Add(2)
+	hbCtx, hbCancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := store.Heartbeat(hbCtx, h.node, cfg.LeaseTTL); err != nil {
+		log.Warn("the node's first heartbeat failed; trying again", "err", err)
+	}
+	hbCancel()
+	if err := h.bus.Start(h.node, h); err != nil {
+		log.Error("the bus could not start; the node serves only its own sets", "err", err)
+	}
+	h.bg.Add(4)
 	go func() { defer h.bg.Done(); h.committer.run(ctx) }()
 	go func() { defer h.bg.Done(); h.checkSessions() }()
+	go func() { defer h.bg.Done(); h.heartbeat() }()
+	go func() { defer h.bg.Done(); h.keepWatching() }()
 	return h
 }
 
 func (h *Hub) now() time.Time { return h.cfg.Now() }
 
+// Node is this process's id in the cluster.
+func (h *Hub) Node() uuid.UUID { return h.node }
+
+// Ready says whether the node can serve every set: the bus reaches the
+// other nodes (a single node always can).
+func (h *Hub) Ready() error { return h.bus.Ready() }
+
 // PongWait is how long a socket may stay silent (no frame, no pong) before the
 // HTTP layer drops it.
 func (h *Hub) PongWait() time.Duration { return h.cfg.PongWait }
 
-// owner returns the set's owner, starting one (which loads the set) if needed.
+// heartbeat keeps this node alive in the cluster, and with it every lease it
+// holds: a node that stops (killed, paused, cut off from PostgreSQL) loses
+// its sets after LeaseTTL.
+func (h *Hub) heartbeat() {
+	t := time.NewTicker(h.cfg.LeaseTTL / 5)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.LeaseTTL/2)
+		if err := h.store.Heartbeat(ctx, h.node, h.cfg.LeaseTTL); err != nil && h.ctx.Err() == nil {
+			h.log.Warn("the node's heartbeat failed; its leases lapse unless the next one succeeds", "err", err)
+		}
+		cancel()
+	}
+}
+
+// owner returns this node's owner of the set, starting one (which claims the
+// set's lease and loads it) if needed.
 func (h *Hub) owner(setID uuid.UUID) *owner {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -135,11 +197,239 @@ func (h *Hub) owner(setID uuid.UUID) *owner {
 	return o
 }
 
+func (h *Hub) localOwner(setID uuid.UUID) *owner {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.sets[setID]
+}
+
+// route takes a command to the set's owner: this node's, else the node that
+// answers for it on the bus; when none does (none serves it, it is silent, or
+// the bus is down), this node claims the set, and the lease decides: a set
+// another live node holds is answered `unavailable` with the time its lease
+// has left, and a node that stopped answering loses it when its lease lapses.
+func (h *Hub) route(cmd command) error {
+	for range 3 {
+		if o := h.localOwner(cmd.Set); o != nil {
+			if err := o.post(cmd); err != errGone {
+				return err
+			}
+			continue
+		}
+		switch err := h.bus.Forward(cmd); err {
+		case errNoOwner, errOwnerSilent, errBusDown:
+		default:
+			return err // taken (nil), or refused by the owner
+		}
+		if err := h.owner(cmd.Set).post(cmd); err != errGone {
+			return err
+		}
+	}
+	return errBusy
+}
+
+// forwardAfterClaim hands a command to the node that won the set's lease
+// while this node tried to claim it (its bus subscription may lag its claim
+// by a moment), once; if that node does not take it, the command is refused.
+func (h *Hub) forwardAfterClaim(cmd command, refusal error, refuse func(command, error)) {
+	if cmd.Hops > 0 || cmd.Kind == cmdRun {
+		refuse(cmd, refusal)
+		return
+	}
+	cmd.Hops++
+	h.background(func(ctx context.Context) {
+		for range 5 {
+			err := h.bus.Forward(cmd)
+			if err == nil {
+				return
+			}
+			if err != errNoOwner {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+				continue
+			}
+			break
+		}
+		refuse(cmd, refusal)
+	})
+}
+
+// publish is the owners' outlet: a set's frame goes to this node's watching
+// sockets directly and to the other nodes over the bus.
+func (h *Hub) publish(setID uuid.UUID, f busFrame) {
+	h.mu.RLock()
+	r := h.relays[setID]
+	h.mu.RUnlock()
+	if r != nil {
+		r.deliver(f)
+	}
+	h.bus.Publish(setID, f)
+}
+
+// reply sends an owner's answer to its address: a socket or a REST call, on
+// this node or another.
+func (h *Hub) reply(to address, m nodeMsg) {
+	m.Socket, m.Call = to.Socket, to.Call
+	if to.Node == h.node {
+		h.message(m)
+		return
+	}
+	if err := h.bus.Send(to.Node, m); err != nil {
+		h.log.Debug("an answer could not reach its node", "node", to.Node, "err", err)
+	}
+}
+
+// message delivers an answer addressed to this node (Receiver).
+func (h *Hub) message(m nodeMsg) {
+	if m.Call != 0 {
+		h.mu.RLock()
+		ch := h.calls[m.Call]
+		h.mu.RUnlock()
+		if ch != nil && m.Result != nil {
+			select {
+			case ch <- *m.Result:
+			default:
+			}
+		}
+		return
+	}
+	h.mu.RLock()
+	c := h.sockets[m.Socket]
+	h.mu.RUnlock()
+	if c == nil {
+		return // closed meanwhile
+	}
+	if m.Sync != nil {
+		if sub := c.subscription(m.Sync.Set); sub != nil {
+			sub.relay.synced(c, *m.Sync)
+		}
+	}
+	if m.Unwatch != uuid.Nil {
+		c.unwatch(m.Unwatch)
+	}
+	if m.Frame != nil {
+		c.enqueue(m.Frame)
+	}
+}
+
+// command takes a command another node forwarded (Receiver).
+func (h *Hub) command(cmd command) error {
+	if h.closing.Load() {
+		return errClosing
+	}
+	cmd.run = nil
+	return h.owner(cmd.Set).post(cmd)
+}
+
+// frame hands a set's frame from another node to the set's relay (Receiver).
+func (h *Hub) frame(setID uuid.UUID, f busFrame) {
+	h.mu.RLock()
+	r := h.relays[setID]
+	h.mu.RUnlock()
+	if r != nil {
+		r.deliver(f)
+	}
+}
+
+// watch starts a socket's watch of a set on this node's relay of the set.
+func (h *Hub) watch(setID uuid.UUID, c *client) *relay {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.relays[setID]
+	if r == nil {
+		r = newRelay(h, setID)
+		h.relays[setID] = r
+	}
+	r.add(c)
+	return r
+}
+
+// watched reports whether a socket of this node watches the set.
+func (h *Hub) watched(setID uuid.UUID) bool {
+	h.mu.RLock()
+	r := h.relays[setID]
+	h.mu.RUnlock()
+	return r != nil && !r.empty()
+}
+
+// dropRelays forgets the relays no socket of this node watches any more.
+func (h *Hub) dropRelays() []*relay {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var kept []*relay
+	for id, r := range h.relays {
+		if r.empty() {
+			r.unwatch()
+			delete(h.relays, id)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	return kept
+}
+
+// keepWatching tells the owner of every set this node's sockets watch that
+// they still do (an owner retires after IdleTimeout without a command), and
+// so finds a set whose owner is gone: the keep-alive claims it.
+func (h *Hub) keepWatching() {
+	t := time.NewTicker(h.cfg.IdleCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, r := range h.dropRelays() {
+			if h.ctx.Err() != nil {
+				return
+			}
+			_ = h.route(command{Kind: cmdWatch, Set: r.set, From: address{Node: h.node}, At: h.now()})
+		}
+	}
+}
+
+// resubscribe asks the set's owner for a sync of one socket's watch.
+func (h *Hub) resubscribe(c *client, setID uuid.UUID, since *int64, epoch *string) {
+	err := h.route(command{Kind: cmdSubscribe, Set: setID, Actor: c.user.UserID, From: c.addr(), At: h.now(), Since: since, Epoch: epoch})
+	if err != nil {
+		// The owner cannot answer now: the socket stops watching and is told,
+		// so that it subscribes again rather than wait for frames.
+		c.unwatch(setID)
+		c.enqueue(errorFor(err, setID.String(), ""))
+	}
+}
+
 // commitWorkers is how many transactions of live events run at once (each
 // on its own pooled connection; postgres.Open sizes the pool for them).
 const commitWorkers = 4
 
 var errClosing = &domain.Error{Code: domain.CodeUnavailable, Message: "the server is shutting down", RetryAfter: time.Second}
+
+// Admit counts a new live socket of a user against the account's cap, across
+// every node; release gives the place back when the socket ends.
+func (h *Hub) Admit(ctx context.Context, userID uuid.UUID) (release func(), err error) {
+	ok, err := h.store.ReserveSocket(ctx, h.node, userID, h.cfg.MaxSockets)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &domain.Error{Code: domain.CodeTooManyRequests, Message: "too many live sockets open for this account", RetryAfter: 5 * time.Second}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := h.store.ReleaseSocket(ctx, h.node, userID); err != nil {
+				h.log.Warn("a socket's place could not be given back; it lapses with the node", "err", err)
+			}
+		})
+	}, nil
+}
 
 // Serve runs one socket until it closes. It blocks for the socket's whole life,
 // as the WebSocket handler must.
@@ -181,6 +471,8 @@ var ErrTooBig = errors.New("frame too big")
 func (h *Hub) register(c *client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	c.id = h.lastID.Add(1)
+	h.sockets[c.id] = c
 	m := h.clients[c.user.UserID]
 	if m == nil {
 		m = map[*client]struct{}{}
@@ -189,15 +481,14 @@ func (h *Hub) register(c *client) {
 	m[c] = struct{}{}
 }
 
-// unregister forgets a closed socket. Its sets are told when their inboxes
-// have room; a set whose inbox is full drops the socket by itself (a broadcast
-// or the idle check finds it closed), so a dead socket never keeps a set alive.
+// unregister forgets a closed socket and ends its watches.
 func (h *Hub) unregister(c *client) {
-	for _, sub := range c.subscriptions() {
-		_ = sub.owner.do(func(o *owner) { o.unsubscribe(c) })
+	for setID := range c.subscriptions() {
+		c.unwatch(setID)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	delete(h.sockets, c.id)
 	if m := h.clients[c.user.UserID]; m != nil {
 		delete(m, c)
 		if len(m) == 0 {
@@ -208,14 +499,23 @@ func (h *Hub) unregister(c *client) {
 
 // Sockets is how many live sockets a user has open on this node.
 func (h *Hub) Sockets(userID uuid.UUID) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	return len(h.clients[userID])
 }
 
+// Watching reports whether a user has a live socket open on any node.
+func (h *Hub) Watching(ctx context.Context, userID uuid.UUID) bool {
+	if h.Sockets(userID) > 0 {
+		return true
+	}
+	n, err := h.store.SocketCount(ctx, userID)
+	return err == nil && n > 0
+}
+
 func (h *Hub) clientsOf(userID uuid.UUID) []*client {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	out := make([]*client, 0, len(h.clients[userID]))
 	for c := range h.clients[userID] {
 		out = append(out, c)
@@ -223,18 +523,43 @@ func (h *Hub) clientsOf(userID uuid.UUID) []*client {
 	return out
 }
 
-// SetStarted tells every socket of the athlete's linked coaches that a set
-// began. It returns at once; the lookup runs on its own.
+// notify delivers a per-user notice on this node and every other.
+func (h *Hub) notify(n notice) {
+	h.notice(n)
+	h.bus.Notify(n)
+}
+
+// notice delivers a per-user notice to this node's sockets of its users (Receiver).
+func (h *Hub) notice(n notice) {
+	for _, user := range n.Users {
+		for _, c := range h.clientsOf(user) {
+			switch {
+			case n.Close != 0:
+				c.close(n.Close, n.Reason, false)
+			case n.Unlinked != uuid.Nil:
+				c.unlinked(n.Unlinked)
+			case n.SkipWatchers != uuid.Nil && c.subscription(n.SkipWatchers) != nil:
+			case n.Frame != nil:
+				c.enqueue(n.Frame)
+			}
+		}
+	}
+}
+
+// SetStarted tells every socket of the athlete's linked coaches, on every
+// node, that a set began. It returns at once; the lookup runs on its own.
 func (h *Hub) SetStarted(set domain.Set) {
 	frame := encode(setStartedFrame{Type: "set.started", SetID: set.ID, AthleteID: set.AthleteID})
-	h.background(func(ctx context.Context) { h.tellCoaches(ctx, set.ID, set.AthleteID, frame, false) })
+	h.background(func(ctx context.Context) { h.tellCoaches(ctx, set.ID, set.AthleteID, notice{Frame: frame}) })
 }
 
 // notifySetEnded gives the set's summary to linked coaches' sockets that do not
 // watch the set (those that do got the broadcast set.ended).
 func (h *Hub) notifySetEnded(setID, athleteID uuid.UUID, summary reptimer.Summary) {
 	frame := encode(setEndedFrame{Type: "set.ended", SetID: setID, Summary: summary})
-	h.background(func(ctx context.Context) { h.tellCoaches(ctx, setID, athleteID, frame, true) })
+	h.background(func(ctx context.Context) {
+		h.tellCoaches(ctx, setID, athleteID, notice{Frame: frame, SkipWatchers: setID})
+	})
 }
 
 // background runs fn in a goroutine that Shutdown waits for.
@@ -248,85 +573,69 @@ func (h *Hub) background(fn func(ctx context.Context)) {
 	}()
 }
 
-// tellCoaches sends a frame to every socket of the athlete's linked coaches
-// (links looked up now), skipping those that watch the set when skipWatchers.
-func (h *Hub) tellCoaches(ctx context.Context, setID, athleteID uuid.UUID, frame []byte, skipWatchers bool) {
+// tellCoaches sends a notice to the athlete's linked coaches (links looked up now).
+func (h *Hub) tellCoaches(ctx context.Context, setID, athleteID uuid.UUID, n notice) {
 	coaches, err := h.store.LinkedCoaches(ctx, athleteID)
 	if err != nil {
 		h.log.Error("listing coaches to notify", "set", setID, "err", err)
 		return
 	}
-	for _, coach := range coaches {
-		for _, c := range h.clientsOf(coach) {
-			if !skipWatchers || c.subscription(setID) == nil {
-				c.enqueue(frame)
-			}
-		}
+	if len(coaches) > 0 {
+		n.Users = coaches
+		h.notify(n)
 	}
 }
 
-// Unlinked stops a coach's access to an athlete's sets at once: every socket
-// of the coach forgets that it may act on them, drops its subscriptions to
-// them and is told so. Call it once the unlink is committed.
+// Unlinked stops a coach's access to an athlete's sets at once, on every
+// node: every socket of the coach forgets that it may act on them, drops its
+// watches of them and is told so. Call it once the unlink is committed.
 func (h *Hub) Unlinked(coachID, athleteID uuid.UUID) {
-	for _, c := range h.clientsOf(coachID) {
-		c.forgetAthlete(athleteID) // first: a subscription made after this looks again
-		for setID, sub := range c.subscriptions() {
-			if sub.athleteID != athleteID {
-				continue
-			}
-			c.setSubscription(setID, nil)
-			// Told from the set's goroutine, so that no frame of the set follows it.
-			frame := encode(unsubscribedFrame{Type: "unsubscribed", SetID: setID, Reason: "unlinked"})
-			if err := sub.owner.doSoon(func(o *owner) { o.unsubscribe(c); c.enqueue(frame) }); err != nil {
-				// The set cannot take it: end the coach's socket rather than let it watch on.
-				c.close(CloseGoingAway, "server busy: reconnect", false)
-			}
-		}
-	}
+	h.notify(notice{Users: []uuid.UUID{coachID}, Unlinked: athleteID})
 }
 
-// SignedOut closes every socket of a user at once with 4001, as the session
-// re-check would within SessionCheck: call it once the user's sessions have
-// ended for good (the account was deleted).
+// SignedOut closes every socket of a user, on every node, with 4001, as the
+// session re-check would within SessionCheck: call it once the user's
+// sessions have ended for good (the account was deleted).
 func (h *Hub) SignedOut(userID uuid.UUID) {
-	for _, c := range h.clientsOf(userID) {
-		c.close(CloseRevoked, "the account was deleted", false)
-	}
+	h.notify(notice{Users: []uuid.UUID{userID}, Close: CloseRevoked, Reason: "the account was deleted"})
 }
 
-// Upload applies offline events to a set through its owner and returns once
-// they are committed.
+// Upload applies offline events to a set through its owner, wherever it
+// runs, and returns once they are committed.
 func (h *Hub) Upload(ctx context.Context, setID, actor uuid.UUID, events []UploadEvent) (UploadResult, error) {
-	return ask(ctx, h, setID, "storing the events", func(o *owner, reply func(UploadResult, error)) {
-		o.upload(actor, events, reply)
-	})
+	res, err := h.ask(ctx, command{Kind: cmdUpload, Set: setID, Actor: actor, Upload: events}, "storing the events")
+	return res.Upload, err
 }
 
-// End ends a set through its owner and returns the summary once it is stored.
+// End ends a set through its owner, wherever it runs, and returns the
+// summary once it is stored.
 func (h *Hub) End(ctx context.Context, setID, actor uuid.UUID) (reptimer.Summary, error) {
-	return ask(ctx, h, setID, "ending the set", func(o *owner, reply func(reptimer.Summary, error)) {
-		o.end(actor, reply)
-	})
+	res, err := h.ask(ctx, command{Kind: cmdEnd, Set: setID, Actor: actor}, "ending the set")
+	return res.Summary, err
 }
 
-// ask runs fn in the set's goroutine and waits, within ctx, for the answer it
-// gives to reply (which may come later, once a commit is done).
-func ask[T any](ctx context.Context, h *Hub, setID uuid.UUID, what string, fn func(o *owner, reply func(T, error))) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
+// ask sends a REST command to the set's owner and waits, within ctx, for its
+// answer (which may come later, once a commit is done).
+func (h *Hub) ask(ctx context.Context, cmd command, what string) (result, error) {
 	ch := make(chan result, 1)
-	var zero T
-	if err := h.owner(setID).do(func(o *owner) { fn(o, func(v T, err error) { ch <- result{v, err} }) }); err != nil {
-		return zero, err
+	h.mu.Lock()
+	id := h.lastID.Add(1)
+	h.calls[id] = ch
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.calls, id)
+		h.mu.Unlock()
+	}()
+	cmd.From, cmd.At = address{Node: h.node, Call: id}, h.now()
+	if err := h.route(cmd); err != nil {
+		return result{}, err
 	}
 	select {
 	case r := <-ch:
-		return r.v, r.err
+		return r, r.Err.err()
 	case <-ctx.Done():
-		return zero, &domain.Error{Code: domain.CodeUnavailable, Message: what + " took too long", Err: ctx.Err()}
+		return result{}, &domain.Error{Code: domain.CodeUnavailable, Message: what + " took too long", Err: ctx.Err()}
 	}
 }
 
@@ -341,7 +650,7 @@ func (h *Hub) checkSessions() {
 			return
 		case <-t.C:
 		}
-		h.mu.Lock()
+		h.mu.RLock()
 		var all []*client
 		ids := map[uuid.UUID]bool{}
 		for _, m := range h.clients {
@@ -350,7 +659,7 @@ func (h *Hub) checkSessions() {
 				ids[c.user.SessionID] = true
 			}
 		}
-		h.mu.Unlock()
+		h.mu.RUnlock()
 		if len(all) == 0 {
 			continue
 		}
@@ -376,12 +685,12 @@ func (h *Hub) checkSessions() {
 // ctx (an inbox that stays full for a second is skipped). With retry, each
 // owner also writes again, now, what failed and waits to be retried.
 func (h *Hub) barrier(ctx context.Context, retry bool) {
-	h.mu.Lock()
+	h.mu.RLock()
 	owners := make([]*owner, 0, len(h.sets))
 	for _, o := range h.sets {
 		owners = append(owners, o)
 	}
-	h.mu.Unlock()
+	h.mu.RUnlock()
 	for _, o := range owners {
 		done := make(chan struct{})
 		err := o.doSoon(func(o *owner) {
@@ -448,5 +757,14 @@ func (h *Hub) shutdown(ctx context.Context) error {
 	h.cancel()
 	h.owners.Wait()
 	h.bg.Wait()
+	// Hand the sets over: every lease and socket place of this node goes at
+	// once, so that another node takes a set on its next command rather than
+	// after the lease's lifetime.
+	leaveCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if lerr := h.store.LeaveCluster(leaveCtx, h.node); lerr != nil {
+		h.log.Warn("leaving the cluster failed; this node's leases lapse by themselves", "err", lerr)
+	}
+	h.bus.Close()
 	return err
 }

@@ -113,6 +113,14 @@ type fixture struct {
 
 func newFixture(t *testing.T, cfg Config) *fixture {
 	t.Helper()
+	f := newWorld(t)
+	f.hub = f.node(cfg)
+	return f
+}
+
+// newWorld is the fixture's database, people and set, with no hub yet.
+func newWorld(t *testing.T) *fixture {
+	t.Helper()
 	pool := testdb.New(t)
 	store := postgres.NewStore(pool)
 	ctx := context.Background()
@@ -144,21 +152,30 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.hub = New(store, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = f.hub.Shutdown(ctx)
-		f.served.Wait()
-	})
+	t.Cleanup(f.served.Wait) // after every node has shut down
 	return f
 }
 
+// node starts a hub (a node of the cluster, with cfg.Bus) on the fixture's
+// database; it shuts down when the test ends.
+func (f *fixture) node(cfg Config) *Hub {
+	h := New(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg)
+	f.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = h.Shutdown(ctx)
+	})
+	return h
+}
+
 // connect serves a fake socket for p.
-func (f *fixture) connect(p Principal) *fakeSocket {
+func (f *fixture) connect(p Principal) *fakeSocket { return f.connectTo(f.hub, p) }
+
+// connectTo serves a fake socket for p on one node.
+func (f *fixture) connectTo(h *Hub, p Principal) *fakeSocket {
 	s := newFakeSocket()
 	f.served.Add(1)
-	go func() { defer f.served.Done(); f.hub.Serve(p, s) }()
+	go func() { defer f.served.Done(); h.Serve(p, s) }()
 	return s
 }
 

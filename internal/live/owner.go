@@ -1,11 +1,11 @@
 package live
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"slices"
+	"encoding/json"
+	"errors"
 	"sort"
 	"sync"
 	"time"
@@ -17,14 +17,15 @@ import (
 	"github.com/repcue/repcue/internal/reptimer"
 )
 
-// owner is the one goroutine that holds a set's live state: the rep timer's
-// state, its clock, the seq and the replay window, and the set's subscribers.
-// Every change of the set goes through its inbox, so there are no locks on the
-// state and every subscriber sees the same frames in the same order.
+// owner is the one goroutine, in the whole cluster, that holds a set's live
+// state: the rep timer's state, its clock, the seq and the replay window. It
+// holds the set's lease (its fencing token goes with every write), takes
+// commands from its inbox whichever node they came from, publishes what they
+// produce to the hub's outlet and answers each at the command's address.
 type owner struct {
 	hub   *Hub
 	id    uuid.UUID
-	inbox chan func(*owner)
+	inbox chan command
 
 	mu     sync.RWMutex // guards closed against posts racing the exit
 	closed bool
@@ -34,83 +35,65 @@ type owner struct {
 	doneCh chan struct{}
 
 	// Below: owned by the goroutine.
-	err        error // the set could not be loaded; every command answers it
-	set        domain.Set
-	epoch      string
-	book       book
-	m          machine // the rep timer, and what storage needs to rebuild it
-	ring       *ring
-	subs       map[*client]struct{}
-	events     map[uuid.UUID]*eventRecord
-	ending     *eventRecord
-	n          int
-	pending    int            // writes with the committer
-	retries    []*eventRecord // failed writes, tried again when retryTimer fires
-	retryTimer *time.Timer    // armed while retries wait or a resync waits to be tried again
-	resync     bool           // a write was refused for good: reload from storage once none is in flight
-	timer      *time.Timer    // the rep timer's next clock deadline
-	ticker     *time.Ticker   // hold.tick while the clock counts a hold down
-	ticking    bool
-	lastUsed   time.Time
-}
-
-// eventRecord is an applied event on its way to the database.
-type eventRecord struct {
-	event     postgres.SetEvent
-	ending    *postgres.SetEnding
-	committed bool
-	writing   bool
-	waiters   []*client     // sockets to acknowledge once committed
-	onCommit  []func(error) // REST calls waiting for the commit
-}
-
-// addWaiter adds a socket to acknowledge once the event is committed; a socket
-// that resends while it already waits is acknowledged once.
-func (r *eventRecord) addWaiter(c *client) {
-	if !slices.Contains(r.waiters, c) {
-		r.waiters = append(r.waiters, c)
-	}
+	err      error // the set could not be loaded (or is owned elsewhere); every command answers it
+	lease    int64 // the fencing token of this node's lease on the set (0: none)
+	stopOwn  func()
+	set      domain.Set
+	epoch    string
+	book     book
+	m        machine // the rep timer, and what storage needs to rebuild it
+	ring     *ring
+	outbox                // applied events on their way to the database, and who waits for them
+	timer    *time.Timer  // the rep timer's next clock deadline
+	ticker   *time.Ticker // hold.tick while the clock counts a hold down
+	ticking  bool
+	lastUsed time.Time
 }
 
 func newOwner(h *Hub, id uuid.UUID) *owner {
 	o := &owner{
 		hub: h, id: id,
-		inbox:      make(chan func(*owner), 1024),
-		doneCh:     make(chan struct{}, 1),
-		subs:       map[*client]struct{}{},
-		events:     map[uuid.UUID]*eventRecord{},
-		ring:       newRing(h.cfg.ReplayWindow),
-		timer:      time.NewTimer(time.Hour),
-		ticker:     time.NewTicker(time.Hour),
-		retryTimer: time.NewTimer(time.Hour),
+		inbox:  make(chan command, 1024),
+		doneCh: make(chan struct{}, 1),
+		ring:   newRing(h.cfg.ReplayWindow),
+		timer:  time.NewTimer(time.Hour),
+		ticker: time.NewTicker(time.Hour),
 	}
+	o.outbox = newOutbox()
 	o.timer.Stop()
 	o.ticker.Stop()
-	o.retryTimer.Stop()
 	return o
 }
 
 var (
 	errBusy   = &domain.Error{Code: domain.CodeUnavailable, Message: "the set is busy, try again", RetryAfter: time.Second}
 	errResync = &domain.Error{Code: domain.CodeUnavailable, Message: "the set is being reloaded from storage, try again", RetryAfter: time.Second}
+	errGone   = errors.New("the set's owner has retired")
 )
 
-// do runs fn in the set's goroutine. If this owner has just retired, the hub's
-// current owner of the set takes the command.
+// post puts a command in the inbox without waiting: a full inbox refuses it
+// (errBusy), a retired owner answers errGone (the caller finds the new one).
+func (o *owner) post(cmd command) error {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.closed {
+		return errGone
+	}
+	select {
+	case o.inbox <- cmd:
+		return nil
+	default:
+		return errBusy
+	}
+}
+
+// do runs fn in the set's goroutine (this node's housekeeping and tests). If
+// this owner has just retired, the hub's current owner of the set takes it.
 func (o *owner) do(fn func(*owner)) error {
 	for attempt := 0; attempt < 3; attempt++ {
-		o.mu.RLock()
-		if !o.closed {
-			select {
-			case o.inbox <- fn:
-				o.mu.RUnlock()
-				return nil
-			default:
-				o.mu.RUnlock()
-				return errBusy
-			}
+		if err := o.post(command{Kind: cmdRun, Set: o.id, run: fn}); err != errGone {
+			return err
 		}
-		o.mu.RUnlock()
 		o = o.hub.owner(o.id)
 	}
 	return errBusy
@@ -161,12 +144,9 @@ func (o *owner) run() {
 	defer o.retryTimer.Stop() // no retry outlives the hub
 	for {
 		select {
-		case fn := <-o.inbox:
-			fn(o)
+		case cmd := <-o.inbox:
+			o.handle(cmd)
 			o.lastUsed = o.hub.now()
-			if o.err != nil && o.retire(true) {
-				return
-			}
 		case <-o.doneCh:
 			o.runCompletions()
 		case <-o.timer.C:
@@ -179,43 +159,114 @@ func (o *owner) run() {
 			if o.retire(false) {
 				return
 			}
+			continue
 		case <-o.hub.ctx.Done():
 			o.mu.Lock()
 			o.closed = true
 			o.mu.Unlock()
+			if o.stopOwn != nil {
+				o.stopOwn() // the lease goes with the node (Shutdown)
+			}
+			return
+		}
+		if o.err != nil && o.retire(true) {
 			return
 		}
 	}
 }
 
-// retire ends the goroutine when nobody needs it: no subscribers, no writes in
-// flight or waiting to be retried, nothing in the inbox, idle long enough (or
-// the set failed to load). A subscriber whose socket has closed no longer
-// counts, whether or not its unsubscribe reached the inbox.
-func (o *owner) retire(force bool) bool {
-	for c := range o.subs {
-		if c.isClosing() {
-			delete(o.subs, c)
-		}
+// handle is the one place a command meets the set.
+func (o *owner) handle(cmd command) {
+	if cmd.Kind == cmdRun {
+		cmd.run(o)
+		return
 	}
-	if len(o.subs) > 0 || o.pending > 0 || len(o.retries) > 0 || o.resync {
+	if o.err != nil {
+		var holder ownedBy
+		if errors.As(o.err, &holder) {
+			o.hub.forwardAfterClaim(cmd, o.err, o.refuse)
+			return
+		}
+		o.refuse(cmd, o.err)
+		return
+	}
+	switch cmd.Kind {
+	case cmdSubscribe:
+		o.subscribe(cmd)
+	case cmdPhase, cmdEndFrame:
+		o.athleteEvent(cmd)
+	case cmdCue, cmdMistake:
+		o.coachCue(cmd)
+	case cmdCueAck:
+		o.cueAck(cmd)
+	case cmdUpload:
+		o.upload(cmd)
+	case cmdEnd:
+		o.end(cmd)
+	case cmdWatch: // a node's sockets still watch: lastUsed is all it needs
+	}
+}
+
+// refuse answers a command the set did not take, at its address.
+func (o *owner) refuse(cmd command, err error) {
+	switch cmd.Kind {
+	case cmdSubscribe:
+		o.hub.reply(cmd.From, nodeMsg{Frame: errorFor(err, o.id.String(), ""), Unwatch: o.id})
+	case cmdPhase, cmdEndFrame, cmdCue, cmdMistake, cmdCueAck:
+		o.hub.reply(cmd.From, nodeMsg{Frame: errorFor(err, o.id.String(), cmd.RawEventID)})
+	case cmdUpload, cmdEnd:
+		o.hub.reply(cmd.From, nodeMsg{Result: &result{Err: toWire(err)}})
+	}
+}
+
+// retire ends the goroutine when nobody needs it: no writes in flight or
+// waiting to be retried, nothing in the inbox, no socket of this node
+// watching, and no command (another node's keep-alive for its watchers
+// included) for IdleTimeout — or at once when the set could not be loaded or
+// is owned elsewhere. A watcher whose socket has closed no longer counts.
+func (o *owner) retire(force bool) bool {
+	if o.pending > 0 || (o.err == nil && (len(o.retries) > 0 || o.resync)) {
+		return false
+	}
+	if !force && o.hub.watched(o.id) {
 		return false
 	}
 	if !force && o.hub.now().Sub(o.lastUsed) < o.hub.cfg.IdleTimeout {
 		return false
 	}
 	o.hub.mu.Lock()
-	defer o.hub.mu.Unlock()
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if len(o.inbox) > 0 {
+		o.mu.Unlock()
+		o.hub.mu.Unlock()
 		return false
 	}
 	o.closed = true
 	if o.hub.sets[o.id] == o {
 		delete(o.hub.sets, o.id)
 	}
+	o.mu.Unlock()
+	o.hub.mu.Unlock()
+	o.release()
 	return true
+}
+
+// release gives the set's lease back, so that any node may take the set at
+// once rather than after the lease's lifetime.
+func (o *owner) release() {
+	if o.stopOwn != nil {
+		o.stopOwn()
+		o.stopOwn = nil
+	}
+	if o.lease == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := o.hub.store.ReleaseLease(ctx, o.id, o.lease); err != nil {
+		o.hub.log.Warn("releasing a set's lease failed; it lapses by itself", "set", o.id, "err", err)
+	}
+	o.lease = 0
 }
 
 func newEpoch() string {
@@ -224,11 +275,48 @@ func newEpoch() string {
 	return hex.EncodeToString(b)
 }
 
-// load rebuilds the set from the database: a new epoch, since whatever was in
-// memory before (another process, an earlier owner) is gone.
+// load takes the set's lease for this node and rebuilds the set from the
+// database under a new epoch, since whatever was in memory before (another
+// node, an earlier owner) is gone.
 func (o *owner) load() {
 	o.lastUsed = o.hub.now()
-	o.err = o.loadStored()
+	if o.err = o.claim(); o.err != nil {
+		return
+	}
+	if o.err = o.loadStored(); o.err != nil {
+		return
+	}
+	o.announce()
+}
+
+// claim takes the set's lease: a new fencing token, which every write of this
+// owner carries into its commit. A set another live node holds is refused
+// with the time until that node's lease would lapse.
+func (o *owner) claim() error {
+	ctx, cancel := context.WithTimeout(o.hub.ctx, 5*time.Second)
+	defer cancel()
+	token, holder, expiresIn, err := o.hub.store.AcquireLease(ctx, o.id, o.hub.node)
+	if err != nil {
+		return err
+	}
+	if token == 0 {
+		return &domain.Error{Code: domain.CodeUnavailable, Message: "this set is live on another server, try again",
+			RetryAfter: max(time.Second, expiresIn.Round(time.Second)), Err: ownedBy{holder}}
+	}
+	o.lease = token
+	o.stopOwn = o.hub.bus.Own(o.id)
+	return nil
+}
+
+// ownedBy says which node holds a set's lease.
+type ownedBy struct{ node uuid.UUID }
+
+func (e ownedBy) Error() string { return "owned by node " + e.node.String() }
+
+// announce tells every node watching the set that it has a new epoch, so
+// that their sockets resync from a snapshot rather than wait for a frame.
+func (o *owner) announce() {
+	o.hub.publish(o.id, busFrame{Seq: o.m.state.LastSeq(), Epoch: o.epoch})
 }
 
 // loadStored replaces the set's state with what storage holds, under a new
@@ -251,11 +339,7 @@ func (o *owner) loadStored() error {
 	o.epoch = newEpoch()
 	o.set, o.book = set, newBook(cues, mistakes)
 	o.m, _ = fold(set, o.book, events)
-	o.events, o.ending, o.n = map[uuid.UUID]*eventRecord{}, nil, 0
-	for _, e := range events {
-		o.events[e.EventID] = &eventRecord{event: e, committed: true}
-		o.n = max(o.n, e.N)
-	}
+	o.outbox.reset(events)
 	if set.Status == domain.SetLive {
 		o.m.tick(o.hub.now()) // stored with the next event, like any clock reading
 	}
@@ -290,15 +374,13 @@ func (o *owner) applyEvent(e postgres.SetEvent) (postgres.SetEvent, []reptimer.F
 	return e, frames, nil
 }
 
+// broadcast publishes the set's numbered frames: kept for replays, and sent
+// to every watching socket on every node.
 func (o *owner) broadcast(frames []reptimer.Frame) {
 	for _, f := range frames {
 		b := encodeBroadcast(f, o.id, o.epoch)
 		o.ring.push(f.Seq, b)
-		for c := range o.subs {
-			if !c.enqueue(b) {
-				delete(o.subs, c)
-			}
-		}
+		o.hub.publish(o.id, busFrame{Seq: f.Seq, Epoch: o.epoch, Data: b})
 	}
 }
 
@@ -328,95 +410,74 @@ func (o *owner) tick() {
 		return
 	}
 	b := encode(holdTickFrame{Type: "hold.tick", SetID: o.id, Rep: v.Rep, RemainingMS: v.Hold.RemainingMS})
-	for c := range o.subs {
-		if !c.enqueue(b) {
-			delete(o.subs, c)
-		}
-	}
+	o.hub.publish(o.id, busFrame{Epoch: o.epoch, Data: b})
 }
 
-func (o *owner) fail(c *client, eventID string) bool {
-	if o.err == nil {
-		return false
-	}
-	c.setSubscription(o.id, nil)
-	c.enqueue(errorFor(o.err, o.id.String(), eventID))
-	return true
-}
-
-func (o *owner) subscribe(c *client, since *int64, epoch *string) {
-	if o.fail(c, "") {
-		return
-	}
-	o.subs[c] = struct{}{}
+// subscribe answers a socket that starts watching (or resyncs): every
+// broadcast frame after since_seq again and `replayed`, when this epoch's
+// window still holds them and they fit a socket's queue; else a snapshot.
+func (o *owner) subscribe(cmd command) {
 	last := o.m.state.LastSeq()
-	if since != nil && (epoch == nil || *epoch == o.epoch) {
-		if frames, ok := o.ring.since(*since); ok || *since == last {
-			replay := append(frames, encode(replayedFrame{Type: "replayed", SetID: o.id, Epoch: o.epoch, LastSeq: last}))
-			switch c.enqueueReplay(replay) {
-			case replayQueued:
-				return
-			case replayClosed:
-				delete(o.subs, c)
-				return
+	msg := syncMsg{Set: o.id, Socket: cmd.From.Socket, Epoch: o.epoch, LastSeq: last}
+	if cmd.Since != nil && (cmd.Epoch == nil || *cmd.Epoch == o.epoch) {
+		// A replay must leave a quarter of a socket's queue free for what
+		// follows; a longer one would only end in 4008 (DESIGN.md §4).
+		if frames, ok := o.ring.since(*cmd.Since); (ok || *cmd.Since == last) && len(frames) < o.hub.cfg.SendQueue*3/4 {
+			for _, f := range frames {
+				msg.Frames = append(msg.Frames, f)
 			}
-			// Too long for the socket's queue: a snapshot instead (DESIGN.md §4),
-			// never a 4008 that the client would answer with the same resubscribe.
+			msg.Frames = append(msg.Frames, encode(replayedFrame{Type: "replayed", SetID: o.id, Epoch: o.epoch, LastSeq: last}))
+			msg.Replay = true
+		} else if ok {
+			o.hub.metrics.replaysAsSnapshot.Inc()
 		}
 	}
-	o.snapshot(c)
+	if !msg.Replay {
+		msg.Frames = []json.RawMessage{o.snapshot()}
+	}
+	o.hub.reply(cmd.From, nodeMsg{Sync: &msg})
 }
 
-// snapshot sends the set's current state to one subscriber.
-func (o *owner) snapshot(c *client) bool {
-	return c.enqueue(encode(snapshotFrame{Type: "snapshot", SetID: o.id, Epoch: o.epoch, LastSeq: o.m.state.LastSeq(),
-		State: o.m.state.View(o.hub.now())}))
+// snapshot is the set's current state, for one socket.
+func (o *owner) snapshot() []byte {
+	return encode(snapshotFrame{Type: "snapshot", SetID: o.id, Epoch: o.epoch, LastSeq: o.m.state.LastSeq(),
+		State: o.m.state.View(o.hub.now())})
 }
-
-func (o *owner) unsubscribe(c *client) { delete(o.subs, c) }
 
 // athleteEvent is a rep phase or set.end from the athlete's phone.
-type athleteEvent struct {
-	client   *client
-	eventID  uuid.UUID
-	typ      string
-	phase    string
-	clientTS *int64
-	at       time.Time
-}
-
-func (o *owner) athleteEvent(ev athleteEvent) {
-	if o.fail(ev.client, ev.eventID.String()) {
+func (o *owner) athleteEvent(cmd command) {
+	if o.resent(cmd) {
 		return
 	}
-	if o.resent(ev.client, ev.eventID) {
-		return
+	e := postgres.SetEvent{EventID: cmd.EventID, Type: "rep.phase", Phase: cmd.Phase,
+		ActorID: cmd.Actor, At: cmd.At, ClientTS: cmd.ClientTS, Source: "live"}
+	if cmd.Kind == cmdEndFrame {
+		e.Type, e.Phase = "set.end", ""
 	}
-	e, frames, err := o.applyEvent(postgres.SetEvent{EventID: ev.eventID, Type: ev.typ, Phase: ev.phase,
-		ActorID: ev.client.user.UserID, At: ev.at, ClientTS: ev.clientTS, Source: "live"})
+	e, frames, err := o.applyEvent(e)
 	if err != nil {
-		ev.client.enqueue(errorFor(err, o.id.String(), ev.eventID.String()))
+		o.refuse(cmd, err)
 		return
 	}
 	rec := o.record(e, frames)
-	rec.waiters = append(rec.waiters, ev.client)
+	rec.waiters = append(rec.waiters, cmd.From)
 	o.write(rec)
 }
 
 // resent handles an event id the set has seen: a resend by the same user is
 // acknowledged again once it is stored and applied never again; an id another
 // user's event has taken is refused. It reports whether the id was seen.
-func (o *owner) resent(c *client, eventID uuid.UUID) bool {
-	rec, seen := o.events[eventID]
+func (o *owner) resent(cmd command) bool {
+	rec, seen := o.events[cmd.EventID]
 	switch {
 	case !seen:
 		return false
-	case rec.event.ActorID != c.user.UserID:
-		c.enqueue(errorFor(domain.Errorf(domain.CodeConflict, "event_id is already taken by another event of this set"), o.id.String(), eventID.String()))
+	case rec.event.ActorID != cmd.Actor:
+		o.refuse(cmd, domain.Errorf(domain.CodeConflict, "event_id is already taken by another event of this set"))
 	case rec.committed:
-		c.enqueue(o.ack(eventID))
+		o.hub.reply(cmd.From, nodeMsg{Frame: o.ack(cmd.EventID)})
 	default:
-		rec.addWaiter(c)
+		rec.addWaiter(cmd.From)
 		o.write(rec)
 	}
 	return true
@@ -426,192 +487,48 @@ func (o *owner) ack(eventID uuid.UUID) []byte {
 	return encode(ackFrame{Type: "ack", SetID: o.id, EventID: eventID})
 }
 
-// record numbers an applied event and remembers it; an event that ended the
-// set carries the set's final summary to the database with it.
-func (o *owner) record(e postgres.SetEvent, frames []reptimer.Frame) *eventRecord {
-	o.n++
-	e.SetID, e.N = o.id, o.n
-	rec := &eventRecord{event: e}
-	for _, f := range frames {
-		if f.Type == reptimer.FrameSetEnded {
-			rec.ending = &postgres.SetEnding{SetID: o.id, EndedAt: e.At, Summary: o.m.state.Summary()}
-			o.ending = rec
-		}
-	}
-	o.events[e.EventID] = rec
-	if rec.ending != nil {
-		rec.ending.Rollup = o.rollup(e.At) // the progress figures, stored with the ending (rollup.go)
-	}
-	return rec
-}
-
-// write hands a record to the committer unless it is already on its way.
-func (o *owner) write(rec *eventRecord) {
-	if rec.writing || rec.committed {
-		return
-	}
-	rec.writing = true
-	o.pending++
-	o.hub.committer.add(o.hub.ctx, write{event: rec.event, ending: rec.ending, done: func(err error) {
-		o.complete(func(o *owner) { o.written(rec, err) })
-	}})
-}
-
-// writeRefused reports whether the database refused a write for good (its n
-// taken by another writer, a row it references gone): trying it again can
-// never succeed.
-func writeRefused(err error) bool {
-	switch domain.ErrorCode(err) {
-	case domain.CodeConflict, domain.CodeNotFound, domain.CodeInvalid:
-		return true
-	}
-	return false
-}
-
-func (o *owner) written(rec *eventRecord, err error) {
-	o.pending--
-	rec.writing = false
-	waiters, callbacks := rec.waiters, rec.onCommit
-	rec.waiters, rec.onCommit = nil, nil
-	switch {
-	case err == nil:
-		rec.committed = true
-		for _, c := range waiters {
-			c.enqueue(o.ack(rec.event.EventID))
-		}
-		if rec.ending != nil {
-			o.set.Status = domain.SetEnded
-			o.hub.notifySetEnded(o.id, o.set.AthleteID, o.m.state.Summary())
-		}
-	case writeRefused(err):
-		// What is live can no longer be stored as it is (another process wrote
-		// this set too): the set reloads from storage once nothing of it is in
-		// flight, and its subscribers resync from a snapshot of a new epoch.
-		// The sockets get no ack: the phone resends, onto the reloaded state.
-		if !o.resync {
-			o.hub.log.Warn("a live set's write was refused; reloading the set from storage", "set", o.id, "err", err)
-		}
-		o.resync = true
-		err = errResync
-	default:
-		// The event is written again after a pause, so that what nobody resends
-		// (coach cues, receipts) is stored once the database is back; the sockets
-		// waiting for it keep waiting and get their ack from that write, so acks
-		// resume by themselves. A phone's resend is written at once.
-		rec.waiters = waiters
-		if len(o.retries) == 0 {
-			o.retryTimer.Reset(writeRetry)
-		}
-		o.retries = append(o.retries, rec)
-	}
-	for _, cb := range callbacks {
-		cb(err)
-	}
-	if o.resync && o.pending == 0 {
-		o.reload()
-	}
-}
-
-// writeRetry is the pause before a failed write is tried again.
-const writeRetry = time.Second
-
-// retryWrites writes again what failed, or tries a pending reload again.
-func (o *owner) retryWrites() {
-	if o.resync {
-		if o.pending == 0 {
-			o.reload()
-		}
-		return
-	}
-	retries := o.retries
-	o.retries = nil
-	for _, rec := range retries {
-		o.write(rec)
-	}
-}
-
-// reload replaces the set's state with what storage holds, under a new epoch,
-// and sends every subscriber a snapshot of it. Writes that were waiting to be
-// retried are dropped: unacknowledged, their phones resend them.
-func (o *owner) reload() {
-	for _, rec := range o.retries {
-		for _, cb := range rec.onCommit {
-			cb(errResync)
-		}
-	}
-	o.retries = nil
-	if err := o.loadStored(); err != nil {
-		o.hub.log.Error("reloading a live set failed; trying again", "set", o.id, "err", err)
-		o.retryTimer.Reset(writeRetry)
-		return
-	}
-	o.resync = false
-	o.hub.metrics.resyncs.Inc()
-	for c := range o.subs {
-		if !o.snapshot(c) {
-			delete(o.subs, c)
-		}
-	}
-}
-
-// coachCommand is a cue or a mistake flag from a coach. With an eventID the
+// coachCue is a cue or a mistake flag from a coach. With an event_id the
 // coach's socket is acknowledged once the event is committed, and a resend is
 // acknowledged again and applied once (DESIGN.md §4); without one the event
 // gets a server-made id and no ack.
-type coachCommand struct {
-	client    *client
-	at        time.Time
-	cueID     *uuid.UUID
-	text      string
-	mistakeID *uuid.UUID
-	eventID   *uuid.UUID
-}
-
-func (o *owner) coachCue(cmd coachCommand) {
-	rawEventID := ""
-	eventID := uuid.New()
-	if cmd.eventID != nil {
-		rawEventID, eventID = cmd.eventID.String(), *cmd.eventID
-	}
-	if o.fail(cmd.client, rawEventID) {
+func (o *owner) coachCue(cmd command) {
+	withID := cmd.EventID != uuid.Nil
+	if withID && o.resent(cmd) {
 		return
 	}
-	if cmd.eventID != nil && o.resent(cmd.client, eventID) {
-		return
+	e := postgres.SetEvent{EventID: cmd.EventID, ActorID: cmd.Actor, At: cmd.At, Source: "live"}
+	if !withID {
+		e.EventID = uuid.New()
 	}
-	e := postgres.SetEvent{EventID: eventID, ActorID: cmd.client.user.UserID, At: cmd.at, Source: "live"}
 	switch {
-	case cmd.mistakeID != nil:
-		e.Type, e.MistakeID = "mistake.flag", cmd.mistakeID
-	case cmd.cueID != nil:
-		cue, ok := o.book.cues[*cmd.cueID]
+	case cmd.Kind == cmdMistake:
+		e.Type, e.MistakeID = "mistake.flag", cmd.MistakeID
+	case cmd.CueID != nil:
+		cue, ok := o.book.cues[*cmd.CueID]
 		if !ok {
-			cmd.client.enqueue(errorFor(domain.NotFound("cue"), o.id.String(), rawEventID))
+			o.refuse(cmd, domain.NotFound("cue"))
 			return
 		}
-		e.Type, e.CueID, e.Text = "cue.send", cmd.cueID, cue.Text
+		e.Type, e.CueID, e.Text = "cue.send", cmd.CueID, cue.Text
 	default:
-		e.Type, e.Text = "cue.send", cmd.text
+		e.Type, e.Text = "cue.send", cmd.Text
 	}
 	e, frames, err := o.applyEvent(e)
 	if err != nil {
-		cmd.client.enqueue(errorFor(err, o.id.String(), rawEventID))
+		o.refuse(cmd, err)
 		return
 	}
 	rec := o.record(e, frames)
-	if cmd.eventID != nil {
-		rec.waiters = append(rec.waiters, cmd.client)
+	if withID {
+		rec.waiters = append(rec.waiters, cmd.From)
 	}
 	o.write(rec)
 }
 
-func (o *owner) cueAck(c *client, seq int64, at time.Time) {
-	if o.fail(c, "") {
-		return
-	}
-	e, frames, err := o.applyEvent(postgres.SetEvent{EventID: uuid.New(), Type: "cue.ack", CueSeq: seq, ActorID: c.user.UserID, At: at, Source: "live"})
+func (o *owner) cueAck(cmd command) {
+	e, frames, err := o.applyEvent(postgres.SetEvent{EventID: uuid.New(), Type: "cue.ack", CueSeq: cmd.CueSeq, ActorID: cmd.Actor, At: cmd.At, Source: "live"})
 	if err != nil {
-		c.enqueue(errorFor(err, o.id.String(), ""))
+		o.refuse(cmd, err)
 		return
 	}
 	if len(frames) == 0 {
@@ -622,10 +539,10 @@ func (o *owner) cueAck(c *client, seq int64, at time.Time) {
 
 // UploadEvent is one event recorded offline by the phone.
 type UploadEvent struct {
-	EventID uuid.UUID
-	Type    string // rep.phase or set.end
-	Phase   string
-	At      time.Time
+	EventID uuid.UUID `json:"id"`
+	Type    string    `json:"type"` // rep.phase or set.end
+	Phase   string    `json:"phase,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // Rejection is an uploaded event the rep timer refused.
@@ -642,14 +559,14 @@ type UploadResult struct {
 }
 
 // upload applies offline events in the order of their own timestamps, each at
-// its own time, and replies once every accepted (or resent but unstored) event
-// is committed.
-func (o *owner) upload(actor uuid.UUID, events []UploadEvent, reply func(UploadResult, error)) {
-	if o.err != nil || o.resync {
-		reply(UploadResult{}, cmp.Or(o.err, error(errResync)))
+// its own time, and answers once every accepted (or resent but unstored)
+// event is committed.
+func (o *owner) upload(cmd command) {
+	if o.resync {
+		o.refuse(cmd, errResync)
 		return
 	}
-	sorted := append([]UploadEvent(nil), events...)
+	sorted := append([]UploadEvent(nil), cmd.Upload...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].At.Before(sorted[j].At) })
 	res := UploadResult{Rejected: []Rejection{}}
 	var waiting []*eventRecord
@@ -662,7 +579,7 @@ func (o *owner) upload(actor uuid.UUID, events []UploadEvent, reply func(UploadR
 			continue
 		}
 		e, frames, err := o.applyEvent(postgres.SetEvent{EventID: ev.EventID, Type: ev.Type, Phase: ev.Phase,
-			ActorID: actor, At: ev.At, Source: "upload"})
+			ActorID: cmd.Actor, At: ev.At, Source: "upload"})
 		if err != nil {
 			res.Rejected = append(res.Rejected, Rejection{EventID: ev.EventID, Code: domain.ErrorCode(err)})
 			continue
@@ -670,53 +587,29 @@ func (o *owner) upload(actor uuid.UUID, events []UploadEvent, reply func(UploadR
 		res.Accepted++
 		waiting = append(waiting, o.record(e, frames))
 	}
-	o.whenCommitted(waiting, func(err error) { reply(res, err) })
+	o.whenCommitted(waiting, func(err error) {
+		o.hub.reply(cmd.From, nodeMsg{Result: &result{Upload: res, Err: toWire(err)}})
+	})
 }
 
-// whenCommitted calls fn once every record is committed (or with the first error).
-func (o *owner) whenCommitted(recs []*eventRecord, fn func(error)) {
-	remaining := 0
-	var firstErr error
-	for _, rec := range recs {
-		if rec.committed {
-			continue
-		}
-		remaining++
-		rec.onCommit = append(rec.onCommit, func(err error) {
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-			if remaining--; remaining == 0 {
-				fn(firstErr)
-			}
-		})
-		o.write(rec)
-	}
-	if remaining == 0 {
-		fn(nil)
-	}
-}
-
-// end ends the set from REST and replies with the summary once it is stored.
+// end ends the set from REST and answers with the summary once it is stored.
 // Ending a set that has ended answers its summary again.
-func (o *owner) end(actor uuid.UUID, reply func(reptimer.Summary, error)) {
-	if o.err != nil {
-		reply(reptimer.Summary{}, o.err)
-		return
+func (o *owner) end(cmd command) {
+	answer := func(err error) {
+		o.hub.reply(cmd.From, nodeMsg{Result: &result{Summary: o.m.state.Summary(), Err: toWire(err)}})
 	}
 	if o.m.state.View(o.hub.now()).Status == domain.SetEnded {
 		var recs []*eventRecord
 		if o.ending != nil {
 			recs = append(recs, o.ending)
 		}
-		o.whenCommitted(recs, func(err error) { reply(o.m.state.Summary(), err) })
+		o.whenCommitted(recs, answer)
 		return
 	}
-	e, frames, err := o.applyEvent(postgres.SetEvent{EventID: uuid.New(), Type: "set.end", ActorID: actor, At: o.hub.now(), Source: "live"})
+	e, frames, err := o.applyEvent(postgres.SetEvent{EventID: uuid.New(), Type: "set.end", ActorID: cmd.Actor, At: cmd.At, Source: "live"})
 	if err != nil {
-		reply(reptimer.Summary{}, err)
+		answer(err)
 		return
 	}
-	rec := o.record(e, frames)
-	o.whenCommitted([]*eventRecord{rec}, func(err error) { reply(o.m.state.Summary(), err) })
+	o.whenCommitted([]*eventRecord{o.record(e, frames)}, answer)
 }

@@ -120,6 +120,21 @@ func (s *Store) CanWatch(ctx context.Context, userID uuid.UUID, role domain.Role
 	return false, nil
 }
 
+// VisibleSet is the one check of who may see a set, for REST and live
+// sockets alike: the set, when the user is its athlete or a linked coach;
+// else not found (a set one may not see does not exist for one).
+func (s *Store) VisibleSet(ctx context.Context, userID uuid.UUID, role domain.Role, setID uuid.UUID) (domain.Set, error) {
+	set, err := s.FindSet(ctx, setID)
+	if err != nil {
+		return set, err
+	}
+	ok, err := s.CanWatch(ctx, userID, role, set.AthleteID)
+	if err == nil && !ok {
+		err = domain.NotFound("set")
+	}
+	return set, err
+}
+
 // LinkedCoaches lists the coaches linked to an athlete.
 func (s *Store) LinkedCoaches(ctx context.Context, athleteID uuid.UUID) ([]uuid.UUID, error) {
 	rows, err := s.pool.Query(ctx, `SELECT coach_id FROM coach_links WHERE athlete_id = $1`, athleteID)

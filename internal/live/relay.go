@@ -1,0 +1,162 @@
+package live
+
+import (
+	"sync"
+
+	"github.com/google/uuid"
+)
+
+// relay hands one set's frames to the sockets of this node that watch it,
+// wherever the set's owner runs. Every watcher gets the set's broadcast frames
+// in seq order, each once, with no gap: it starts from its owner's sync (a
+// replay or a snapshot, and the seq it ends at), and when a frame shows a gap
+// or a new epoch (another owner) it asks the owner for a sync again rather
+// than skip.
+type relay struct {
+	hub *Hub
+	set uuid.UUID
+
+	mu       sync.Mutex
+	watchers map[*client]*watcher
+	recent   []busFrame // the latest broadcast frames, to catch a watcher up after its sync
+	unwatch  func()     // the bus subscription to the set's frames
+}
+
+// watcher is where one socket stands in the set's frames.
+type watcher struct {
+	synced bool // false while its sync is on its way
+	epoch  string
+	last   int64
+}
+
+// recentFrames is how many frames a relay keeps to catch a watcher up: what
+// the owner broadcast between answering a sync and the sync's arrival.
+const recentFrames = 64
+
+func newRelay(h *Hub, set uuid.UUID) *relay {
+	return &relay{hub: h, set: set, watchers: map[*client]*watcher{}, unwatch: h.bus.Watch(set)}
+}
+
+// add starts a socket's watch; its frames flow once its sync arrives.
+func (r *relay) add(c *client) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.watchers[c] == nil {
+		r.watchers[c] = &watcher{}
+	}
+}
+
+// remove ends a socket's watch and, when frame is given, sends it as the
+// watch's last word: no frame of the set follows it.
+func (r *relay) remove(c *client, frame []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.watchers, c)
+	if frame != nil {
+		c.enqueue(frame)
+	}
+}
+
+func (r *relay) empty() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c := range r.watchers {
+		if c.isClosing() {
+			delete(r.watchers, c)
+		}
+	}
+	return len(r.watchers) == 0
+}
+
+// deliver hands a frame of the set (from its owner, here or on another node)
+// to the watchers.
+func (r *relay) deliver(f busFrame) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case f.Data == nil: // the set has a new epoch: watchers of an older one resync
+		for c, w := range r.watchers {
+			if w.synced && w.epoch != f.Epoch {
+				r.resync(c, w)
+			}
+		}
+		return
+	case f.Seq == 0: // hold.tick: not numbered, not replayed
+		for c, w := range r.watchers {
+			if w.synced && w.epoch == f.Epoch && !c.enqueue(f.Data) {
+				delete(r.watchers, c)
+			}
+		}
+		return
+	}
+	if len(r.recent) == recentFrames {
+		r.recent = append(r.recent[:0], r.recent[1:]...)
+	}
+	r.recent = append(r.recent, f)
+	for c, w := range r.watchers {
+		if w.synced {
+			r.send(c, w, f)
+		}
+	}
+}
+
+// send gives a watcher one broadcast frame: the next one is sent, one it has
+// is skipped, and a gap or another epoch makes it resync.
+func (r *relay) send(c *client, w *watcher, f busFrame) {
+	switch {
+	case f.Epoch == w.epoch && f.Seq == w.last+1:
+		if c.enqueue(f.Data) {
+			w.last = f.Seq
+		} else {
+			delete(r.watchers, c)
+		}
+	case f.Epoch == w.epoch && f.Seq <= w.last:
+	default:
+		r.resync(c, w)
+	}
+}
+
+// resync asks the owner for a sync of a watcher that fell out of step; its
+// frames wait for the answer.
+func (r *relay) resync(c *client, w *watcher) {
+	w.synced = false
+	since, epoch := w.last, w.epoch
+	go r.hub.resubscribe(c, r.set, &since, &epoch)
+}
+
+// synced is the owner's answer to a watcher's subscribe: its frames are
+// queued, then whatever the owner broadcast since.
+func (r *relay) synced(c *client, m syncMsg) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := r.watchers[c]
+	if w == nil {
+		return // unsubscribed meanwhile
+	}
+	frames := make([][]byte, len(m.Frames))
+	for i, f := range m.Frames {
+		frames[i] = f
+	}
+	if m.Replay {
+		switch c.enqueueReplay(frames) {
+		case replayClosed:
+			delete(r.watchers, c)
+			return
+		case replayTooLong: // a snapshot instead, never a 4008 (DESIGN.md §4)
+			w.synced = false
+			go r.hub.resubscribe(c, r.set, nil, nil)
+			return
+		}
+	} else if !c.enqueue(frames[0]) {
+		delete(r.watchers, c)
+		return
+	}
+	w.synced, w.epoch, w.last = true, m.Epoch, m.LastSeq
+	for _, f := range r.recent {
+		if f.Epoch == w.epoch && f.Seq > w.last {
+			if r.send(c, w, f); !w.synced || r.watchers[c] == nil {
+				return
+			}
+		}
+	}
+}
