@@ -79,6 +79,8 @@ func translate(err error, what string) error {
 			return &domain.Error{Code: domain.CodeNotFound, Message: "a referenced object does not exist", Err: err}
 		case "23514", "22003", "22007", "22008", "22P02", "22021": // check, out of range, bad datetime, bad text, bad encoding (NUL)
 			return &domain.Error{Code: domain.CodeInvalid, Message: "a value is out of range", Err: err}
+		case fencedSQLState: // repcue_fence: a set's lease is not held (cluster.go)
+			return fencedError(err)
 		case "57P01", "57P02", "57P03", "08000", "08003", "08006", "53300":
 			return &domain.Error{Code: domain.CodeUnavailable, Message: "database unavailable", RetryAfter: 2 * time.Second, Err: err}
 		}

@@ -31,8 +31,9 @@ func TestRollupWithTheEndingAndLateReceipts(t *testing.T) {
 			{Seq: 4, At: now, Text: "Ribs down", Source: "coach", NextRep: 2, NextRepHoldMet: &met},
 			{Seq: 9, At: now, Text: "Drive through heels", Source: "coach", NextRep: 3},
 		}}
+	lease := ownSet(t, s, set.ID)
 	ev := func(typ string, n int, seq int64) postgres.SetEvent {
-		return postgres.SetEvent{SetID: set.ID, EventID: uuid.New(), N: n, Type: typ, CueSeq: seq, ActorID: a.ID, At: now, Source: "live"}
+		return postgres.SetEvent{SetID: set.ID, EventID: uuid.New(), N: n, Type: typ, CueSeq: seq, ActorID: a.ID, At: now, Source: "live", Lease: lease}
 	}
 	ending := postgres.SetEnding{SetID: set.ID, EndedAt: now, Summary: map[string]int{"reps": 2}, Rollup: rollup}
 	// The receipt of seq 4 travels in the same batch as the ending, before it.

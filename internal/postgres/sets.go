@@ -197,6 +197,9 @@ type SetEvent struct {
 	Clock     *time.Time // the clock reading to advance to before the event (migrations/0005_live_rebuild.sql)
 	ClientTS  *int64
 	Source    string // live or upload
+	// Lease is the fencing token of the set's lease under which the event was
+	// applied (AcquireLease). It is checked by AppendEvents, not stored.
+	Lease int64
 }
 
 // SetEnding is written with the set.end event: the set's final status and summary.
@@ -212,6 +215,13 @@ type SetEnding struct {
 // batch retried after an unknown outcome stores nothing twice. An event whose
 // number n another writer has taken (two processes owning one set) fails the
 // whole transaction with a conflict: such a write can never succeed.
+//
+// Every event must carry the token of its set's lease (Lease), and the batch is
+// stored only if, at its commit, each of its sets' leases is still held with
+// that token by a live node; otherwise nothing is stored and the error is a
+// conflict for which IsFenced holds. An ending's set must have an event in the
+// batch. The lease rows stay locked until the commit, so a takeover waits for
+// it and then reads what it stored.
 func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []SetEnding) error {
 	// One multi-row INSERT for the whole batch (columns as arrays): one
 	// statement for the server to plan and run, however many events.
@@ -242,12 +252,17 @@ func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []S
 			cueSeqs[i] = &e.CueSeq
 		}
 	}
+	fenceSets, fenceTokens := leasesOf(events, endings)
+	// The fence is an uncorrelated subquery: it runs once, before the first
+	// row is inserted (migrations/0010_cluster.sql).
 	const insert = `
 		INSERT INTO set_events (set_id, event_id, n, type, phase, cue_id, mistake_id, text, cue_seq, actor_id, at, clock, client_ts, source)
 		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::text[],
 		                     $9::bigint[], $10::uuid[], $11::timestamptz[], $12::timestamptz[], $13::bigint[], $14::text[])
+		WHERE (SELECT repcue_fence($15::uuid[], $16::bigint[]))
 		ON CONFLICT (set_id, event_id) DO NOTHING`
-	args := []any{setIDs, eventIDs, ns, types, phases, cueIDs, mistakeIDs, texts, cueSeqs, actors, ats, clocks, clientTS, sources}
+	args := []any{setIDs, eventIDs, ns, types, phases, cueIDs, mistakeIDs, texts, cueSeqs, actors, ats, clocks, clientTS, sources,
+		fenceSets, fenceTokens}
 	if len(endings) == 0 && !slices.ContainsFunc(events, isLateAck) {
 		// One statement is atomic by itself: one round trip, no BEGIN/COMMIT.
 		_, err := s.pool.Exec(ctx, insert, args...)
@@ -257,6 +272,8 @@ func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []S
 		b := &pgx.Batch{}
 		if n > 0 {
 			b.Queue(insert, args...)
+		} else {
+			b.Queue(`SELECT repcue_fence($1::uuid[], $2::bigint[])`, fenceSets, fenceTokens)
 		}
 		for _, end := range endings {
 			summary, err := json.Marshal(end.Summary)
@@ -270,6 +287,30 @@ func (s *Store) AppendEvents(ctx context.Context, events []SetEvent, endings []S
 		queueLateAcks(b, events) // progress.go: receipts that reach an ended set
 		return tx.SendBatch(ctx, b).Close()
 	}), "event")
+}
+
+// leasesOf lists the distinct (set, lease token) pairs a batch must prove.
+// An ending without an event of its set in the batch proves nothing: it is
+// listed with token 0, which no lease has.
+func leasesOf(events []SetEvent, endings []SetEnding) (sets []pgtype.UUID, tokens []int64) {
+	// A batch holds a few sets: a scan beats a map.
+	add := func(set uuid.UUID, token int64) {
+		for i := range sets {
+			if sets[i].Bytes == set && tokens[i] == token {
+				return
+			}
+		}
+		sets, tokens = append(sets, pgtype.UUID{Bytes: set, Valid: true}), append(tokens, token)
+	}
+	for _, e := range events {
+		add(e.SetID, e.Lease)
+	}
+	for _, end := range endings {
+		if !slices.ContainsFunc(events, func(e SetEvent) bool { return e.SetID == end.SetID }) {
+			add(end.SetID, 0)
+		}
+	}
+	return sets, tokens
 }
 
 func pgUUID(id *uuid.UUID) pgtype.UUID {

@@ -111,13 +111,14 @@ func TestOneLiveSetAndIdempotentEvents(t *testing.T) {
 	if _, err := s.CreateSet(ctx, postgres.NewSet{AthleteID: a.ID, Variation: "no-such"}); domain.ErrorCode(err) != domain.CodeInvalid {
 		t.Fatalf("unknown variation: %v", err)
 	}
-	ev := postgres.SetEvent{SetID: set.ID, EventID: uuid.New(), N: 1, Type: "rep.phase", Phase: "up", ActorID: a.ID, At: time.Now(), Source: "live"}
+	lease := ownSet(t, s, set.ID)
+	ev := postgres.SetEvent{SetID: set.ID, EventID: uuid.New(), N: 1, Type: "rep.phase", Phase: "up", ActorID: a.ID, At: time.Now(), Source: "live", Lease: lease}
 	for i := 0; i < 2; i++ { // a batch retried after an unknown outcome
 		if err := s.AppendEvents(ctx, []postgres.SetEvent{ev}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	end := postgres.SetEvent{SetID: set.ID, EventID: uuid.New(), N: 2, Type: "set.end", ActorID: a.ID, At: time.Now(), Source: "live"}
+	end := postgres.SetEvent{SetID: set.ID, EventID: uuid.New(), N: 2, Type: "set.end", ActorID: a.ID, At: time.Now(), Source: "live", Lease: lease}
 	if err := s.AppendEvents(ctx, []postgres.SetEvent{end}, []postgres.SetEnding{{SetID: set.ID, EndedAt: time.Now(), Summary: map[string]int{"reps": 0}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +132,8 @@ func TestOneLiveSetAndIdempotentEvents(t *testing.T) {
 	}
 	// A bad event in a batch leaves nothing of the batch behind.
 	bad := []postgres.SetEvent{
-		{SetID: set.ID, EventID: uuid.New(), N: 3, Type: "rep.phase", Phase: "up", ActorID: a.ID, At: time.Now(), Source: "live"},
-		{SetID: set.ID, EventID: uuid.New(), N: 4, Type: "rep.phase", Phase: "sideways", ActorID: a.ID, At: time.Now(), Source: "live"},
+		{SetID: set.ID, EventID: uuid.New(), N: 3, Type: "rep.phase", Phase: "up", ActorID: a.ID, At: time.Now(), Source: "live", Lease: lease},
+		{SetID: set.ID, EventID: uuid.New(), N: 4, Type: "rep.phase", Phase: "sideways", ActorID: a.ID, At: time.Now(), Source: "live", Lease: lease},
 	}
 	if err := s.AppendEvents(ctx, bad, nil); domain.ErrorCode(err) != domain.CodeInvalid {
 		t.Fatalf("bad batch: %v", err)
