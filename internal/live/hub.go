@@ -347,6 +347,17 @@ func (h *Hub) watch(setID uuid.UUID, c *client) *relay {
 	return r
 }
 
+// ownerLost makes this node's watchers of a set resync: the set's owner here
+// has given it up to another node.
+func (h *Hub) ownerLost(setID uuid.UUID) {
+	h.mu.RLock()
+	r := h.relays[setID]
+	h.mu.RUnlock()
+	if r != nil {
+		r.resyncAll()
+	}
+}
+
 // watched reports whether a socket of this node watches the set.
 func (h *Hub) watched(setID uuid.UUID) bool {
 	h.mu.RLock()
@@ -392,9 +403,9 @@ func (h *Hub) keepWatching() {
 	}
 }
 
-// resubscribe asks the set's owner for a sync of one socket's watch.
-func (h *Hub) resubscribe(c *client, setID uuid.UUID, since *int64, epoch *string) {
-	err := h.route(command{Kind: cmdSubscribe, Set: setID, Actor: c.user.UserID, From: c.addr(), At: h.now(), Since: since, Epoch: epoch})
+// resubscribe asks the set's owner for a snapshot for one socket's watch.
+func (h *Hub) resubscribe(c *client, setID uuid.UUID) {
+	err := h.route(command{Kind: cmdSubscribe, Set: setID, Actor: c.user.UserID, From: c.addr(), At: h.now()})
 	if err != nil {
 		// The owner cannot answer now: the socket stops watching and is told,
 		// so that it subscribes again rather than wait for frames.

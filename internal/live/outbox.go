@@ -131,8 +131,10 @@ func (o *owner) written(rec *eventRecord, err error) {
 			callbacks = append(callbacks, r.onCommit...)
 		}
 		o.retries = nil
-		o.err = &domain.Error{Code: domain.CodeUnavailable, Message: "this set moved to another server, try again", RetryAfter: time.Second}
+		o.err = &domain.Error{Code: domain.CodeUnavailable, Message: "this set moved to another server, try again",
+			RetryAfter: time.Second, Err: ownedBy{}}
 		err = o.err
+		o.hub.ownerLost(o.id) // its watchers here resync from the new owner (commands are forwarded to it)
 	case writeRefused(err):
 		// What is live can no longer be stored as it is (another process wrote
 		// this set too): the set reloads from storage once nothing of it is in

@@ -116,12 +116,22 @@ func (r *relay) send(c *client, w *watcher, f busFrame) {
 	}
 }
 
-// resync asks the owner for a sync of a watcher that fell out of step; its
-// frames wait for the answer.
+// resync asks the owner for a snapshot for a watcher that fell out of step
+// (DESIGN.md §7: a snapshot rather than a skip); its frames wait for it.
 func (r *relay) resync(c *client, w *watcher) {
 	w.synced = false
-	since, epoch := w.last, w.epoch
-	go r.hub.resubscribe(c, r.set, &since, &epoch)
+	go r.hub.resubscribe(c, r.set)
+}
+
+// resyncAll makes every watcher resync: the set's owner on this node gave it up.
+func (r *relay) resyncAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c, w := range r.watchers {
+		if w.synced {
+			r.resync(c, w)
+		}
+	}
 }
 
 // synced is the owner's answer to a watcher's subscribe: its frames are
@@ -144,7 +154,7 @@ func (r *relay) synced(c *client, m syncMsg) {
 			return
 		case replayTooLong: // a snapshot instead, never a 4008 (DESIGN.md §4)
 			w.synced = false
-			go r.hub.resubscribe(c, r.set, nil, nil)
+			go r.hub.resubscribe(c, r.set)
 			return
 		}
 	} else if !c.enqueue(frames[0]) {
