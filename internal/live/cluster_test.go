@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -69,7 +69,7 @@ func (n *natsServer) stop() {
 // clusterNode starts a node on the fixture's database and the NATS server.
 func (f *fixture) clusterNode(t *testing.T, n *natsServer, cfg Config) *Hub {
 	t.Helper()
-	bus, err := DialNATS(n.url(), "test node", slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	bus, err := DialNATS(n.url(), "test node", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
