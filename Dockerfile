@@ -16,7 +16,8 @@ COPY --from=build /out/repcue /repcue
 # takes that owner and `repcue keygen` can write the keys into it.
 COPY --from=build --chown=65532:65532 /out/keys /keys
 EXPOSE 8080
-USER nonroot
+# Numeric (distroless's nonroot), so Kubernetes' runAsNonRoot can check it.
+USER 65532:65532
 HEALTHCHECK --interval=10s --timeout=4s --start-period=10s --retries=3 CMD ["/repcue", "healthcheck"]
 ENTRYPOINT ["/repcue"]
 CMD ["serve"]

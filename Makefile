@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/repcue
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run test faults bench build check fmt vet lint fuzz clean devdb-stop
+.PHONY: run test faults bench build cluster check fmt vet lint fuzz clean devdb-stop
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/repcue
@@ -23,6 +23,13 @@ run: build
 	export DATABASE_URL="$$url" REPCUE_JWT_KEY_FILE REPCUE_VAPID_PRIVATE_KEY_FILE REPCUE_VAPID_SUBJECT REPCUE_ALLOWED_ORIGINS \
 		REPCUE_DEV="$${REPCUE_DEV:-true}"; \
 	$(BIN) migrate && $(BIN) seed && exec $(BIN) serve
+
+## cluster: the topology of deploy/compose.yaml without Docker: the database as `run`
+##   finds it, a private NATS, CLUSTER_NODES (2) nodes of `repcue serve` on :8081, :8082
+##   sharing it, HAProxy round-robin in front on :8080 (CLUSTER_PORT); logs in
+##   .devdb/cluster/logs; Ctrl-C stops what it started (deploy/local-cluster.sh)
+cluster: build
+	@deploy/local-cluster.sh
 
 ## test: every test against the real database (the race detector on)
 test: build
