@@ -170,3 +170,41 @@ func TestLoadKey(t *testing.T) {
 		t.Fatal("a missing file was accepted")
 	}
 }
+
+// A token verified once is remembered by its hash, but only while it is valid:
+// it expires on the parser's rule (exp plus the leeway), and a token that differs
+// in any byte is verified afresh.
+func TestRememberedTokensStillExpire(t *testing.T) {
+	t.Parallel()
+	now := fixedNow
+	tk := NewTokens(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)), "repcue", "repcue-api", 15*time.Minute, func() time.Time { return now })
+	raw, err := tk.Issue(uuid.New(), domain.RoleAthlete, uuid.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tk.Parse(raw); err != nil {
+		t.Fatal(err)
+	}
+	tampered := raw[:len(raw)-2] + map[bool]string{true: "A", false: "B"}[raw[len(raw)-2] != 'A'] + raw[len(raw)-1:]
+	if _, err := tk.Parse(tampered); domain.ErrorCode(err) != domain.CodeUnauthorized {
+		t.Fatalf("a token with another signature after the genuine one: %v", err)
+	}
+	now = fixedNow.Add(15*time.Minute + 4*time.Second) // within the leeway
+	if _, err := tk.Parse(raw); err != nil {
+		t.Fatalf("within the leeway: %v", err)
+	}
+	if _, err := newTestTokensAt(now).Parse(raw); err != nil {
+		t.Fatalf("the parser's own rule disagrees: %v", err)
+	}
+	now = fixedNow.Add(15*time.Minute + 5*time.Second)
+	if _, err := tk.Parse(raw); domain.ErrorCode(err) != domain.CodeUnauthorized {
+		t.Fatalf("an expired token that was verified before: %v", err)
+	}
+	if _, err := newTestTokensAt(now).Parse(raw); domain.ErrorCode(err) != domain.CodeUnauthorized {
+		t.Fatalf("the parser's own rule disagrees: %v", err)
+	}
+}
+
+func newTestTokensAt(now time.Time) *Tokens {
+	return NewTokens(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)), "repcue", "repcue-api", 15*time.Minute, func() time.Time { return now })
+}

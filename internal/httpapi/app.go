@@ -77,6 +77,7 @@ type API struct {
 	metrics             *metrics
 	registry            *prometheus.Registry
 	sessions            *sessionCache
+	exercises           *exerciseCache
 	// origins is the normalised set of REPCUE_ALLOWED_ORIGINS.
 	origins map[string]bool
 	// routePaths are the paths of the registered routes: the route label's values.
@@ -116,6 +117,7 @@ func New(d Deps) *fiber.App {
 		outbox:              d.Outbox,
 		metrics:             newMetrics(d.Registry),
 		sessions:            newSessionCache(d.Store, d.Now),
+		exercises:           newExerciseCache(d.Store),
 	}
 	a.push, a.vapidPublicKey = d.Push, d.VAPIDPublicKey
 	a.origins = map[string]bool{}

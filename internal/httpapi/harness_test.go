@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/repcue/repcue/api"
@@ -38,6 +40,7 @@ type harness struct {
 	app    *fiber.App
 	store  *postgres.Store
 	tokens *auth.Tokens
+	key    ed25519.PrivateKey // the tokens' signing key
 	clock  *clock
 	ip     string
 	hub    *live.Hub
@@ -90,16 +93,31 @@ func (c *clock) Advance(d time.Duration) {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	pool := testdb.New(t)
+	return newNode(t, testdb.New(t), auth.GenerateKey(), &clock{t: time.Now()})
+}
+
+// otherNode is a second server on h's database, as another node of the same
+// deployment: its own connections, caches and hub, the same signing key and clock.
+func (h *harness) otherNode() *harness {
+	h.t.Helper()
+	pool, err := postgres.Open(context.Background(), h.store.Pool().Config().ConnString())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(pool.Close)
+	return newNode(h.t, pool, h.key, h.clock)
+}
+
+func newNode(t *testing.T, pool *pgxpool.Pool, key ed25519.PrivateKey, clk *clock) *harness {
+	t.Helper()
 	store := postgres.NewStore(pool)
-	clk := &clock{t: time.Now()}
 	cfg, err := config.FromEnv()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.AllowedOrigins = []string{"https://coach.example.com"}
 	cfg.Push.AllowLoopbackHTTP = true // the tests' push endpoints are local
-	tokens := auth.NewTokens(auth.GenerateKey(), "repcue", "repcue-api", 15*time.Minute, clk.Now)
+	tokens := auth.NewTokens(key, "repcue", "repcue-api", 15*time.Minute, clk.Now)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	hub := live.New(store, log, live.Config{HoldTick: 50 * time.Millisecond})
@@ -124,7 +142,7 @@ func newHarness(t *testing.T) *harness {
 		Push:           ps.worker,
 		VAPIDPublicKey: ps.key.PublicKey(),
 	})
-	return &harness{t: t, app: app, store: store, tokens: tokens, clock: clk, ip: "0.0.0.0", hub: hub, logs: logs, push: ps}
+	return &harness{t: t, app: app, store: store, tokens: tokens, key: key, clock: clk, ip: "0.0.0.0", hub: hub, logs: logs, push: ps}
 }
 
 type response struct {

@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -34,29 +32,24 @@ func (a *API) handleListExercises(c *fiber.Ctx) error {
 
 // handleGetExercise answers with a strong ETag computed from the exact body, so
 // any change of the exercise, its cues or mistakes changes it; If-None-Match
-// with a current tag answers 304.
+// with a current tag answers 304. The body comes from the exercise cache, which
+// checks it against the library's version on every request (exercisecache.go).
 func (a *API) handleGetExercise(c *fiber.Ctx) error {
 	slug := c.Params("slug")
 	if len(slug) > 100 {
 		return domain.NotFound("exercise")
 	}
-	e, err := a.store.FindExerciseBySlug(c.UserContext(), slug)
+	b, err := a.exercises.get(c.UserContext(), slug)
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(e)
-	if err != nil {
-		return domain.Internal(err)
-	}
-	sum := sha256.Sum256(body)
-	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
-	c.Set(fiber.HeaderETag, etag)
+	c.Set(fiber.HeaderETag, b.etag)
 	c.Set(fiber.HeaderCacheControl, "private, no-cache")
-	if matchesAny(c.Get(fiber.HeaderIfNoneMatch), etag, true) {
+	if matchesAny(c.Get(fiber.HeaderIfNoneMatch), b.etag, true) {
 		return c.SendStatus(fiber.StatusNotModified)
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(body)
+	return c.Send(b.body)
 }
 
 // matchesAny reports whether an If-Match / If-None-Match list holds etag (or

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -248,5 +249,121 @@ func TestLibraryEditsReachNewSets(t *testing.T) {
 	cue := snap["state"].(map[string]any)["cue"].(map[string]any)
 	if cue["text"] != "Chin tucked" || cue["source"] != "auto" {
 		t.Fatalf("cue of the moment %v", cue)
+	}
+}
+
+// The exercise body is cached per node (exercisecache.go); every change of
+// anything it shows, made through the admin API of any node or straight in the
+// database, is seen by the next GET on every node, with a new ETag.
+func TestExerciseCacheFollowsEditsOnEveryNode(t *testing.T) {
+	t.Parallel()
+	a := newHarness(t)
+	b := a.otherNode()
+	ath, adm := a.register("athlete"), a.admin()
+	type exercise struct {
+		Cues []struct {
+			ID, Text string
+			Version  int
+		}
+		Mistakes []struct {
+			ID, Name string
+			CueIDs   []string `json:"cue_ids"`
+			Version  int
+		}
+	}
+	read := func(h *harness) (exercise, string, string) {
+		t.Helper()
+		r := h.get("/v1/exercises/hip-thrust", ath.Access)
+		expect(t, r, 200)
+		var e exercise
+		r.decode(t, &e)
+		return e, r.Header.Get("ETag"), string(r.Body)
+	}
+	// same reads both nodes (twice each: the second answer comes from the
+	// cache) and requires one body and ETag, which differs from the previous one.
+	var lastTag string
+	same := func(step string) (exercise, string) {
+		t.Helper()
+		var first, firstTag string
+		var e exercise
+		for i, h := range []*harness{a, b, a, b} {
+			got, tag, body := read(h)
+			if i == 0 {
+				e, first, firstTag = got, body, tag
+				continue
+			}
+			if body != first || tag != firstTag {
+				t.Fatalf("%s: node %d answered another body or ETag (%s vs %s)", step, i%2, tag, firstTag)
+			}
+		}
+		if firstTag == lastTag {
+			t.Fatalf("%s: the ETag %s did not change", step, firstTag)
+		}
+		lastTag = firstTag
+		return e, first
+	}
+	e, _ := same("first read")
+
+	// A cue edited through node a: node b sees it at once, and its old ETag no longer matches.
+	cue := e.Cues[0]
+	r := a.do(request{Method: "PATCH", Path: "/v1/admin/cues/" + cue.ID, Token: adm.Access,
+		Header: map[string]string{"If-Match": fmt.Sprintf(`"%d"`, cue.Version)}, Body: map[string]any{"text": "Edited on node a"}})
+	expect(t, r, 200)
+	old := lastTag
+	_, body := same("cue edited on a")
+	if !strings.Contains(body, "Edited on node a") {
+		t.Fatal("the edited cue is not shown")
+	}
+	expect(t, b.do(request{Method: "GET", Path: "/v1/exercises/hip-thrust", Token: ath.Access, Header: map[string]string{"If-None-Match": old}}), 200)
+	expect(t, b.do(request{Method: "GET", Path: "/v1/exercises/hip-thrust", Token: ath.Access, Header: map[string]string{"If-None-Match": lastTag}}), 304)
+
+	// A mistake created through node b, then its cue links changed, then deleted.
+	r = b.post("/v1/admin/exercises/hip-thrust/mistakes", adm.Access, map[string]any{"name": "Made on node b", "fix": "Fix it", "cue_ids": []string{cue.ID}})
+	expect(t, r, 201)
+	mistakeID := r.json(t)["id"].(string)
+	e, body = same("mistake created on b")
+	if !strings.Contains(body, "Made on node b") {
+		t.Fatal("the new mistake is not shown")
+	}
+	r = b.do(request{Method: "PATCH", Path: "/v1/admin/mistakes/" + mistakeID, Token: adm.Access,
+		Header: map[string]string{"If-Match": `"1"`}, Body: map[string]any{"cue_ids": []string{e.Cues[1].ID, cue.ID}}})
+	expect(t, r, 200)
+	e, _ = same("mistake's cues changed on b")
+	for _, m := range e.Mistakes {
+		if m.ID == mistakeID && strings.Join(m.CueIDs, ",") != e.Cues[1].ID+","+cue.ID {
+			t.Fatalf("the mistake's cue_ids are %v", m.CueIDs)
+		}
+	}
+	expect(t, b.do(request{Method: "DELETE", Path: "/v1/admin/mistakes/" + mistakeID, Token: adm.Access}), 204)
+	_, body = same("mistake deleted on b")
+	if strings.Contains(body, mistakeID) {
+		t.Fatal("the deleted mistake is still shown")
+	}
+
+	// A cue created and deleted through a.
+	r = a.post("/v1/admin/exercises/hip-thrust/cues", adm.Access, map[string]any{"text": "New on node a", "phase": "lockout", "priority": 1})
+	expect(t, r, 201)
+	newCue := r.json(t)["id"].(string)
+	if _, body = same("cue created on a"); !strings.Contains(body, newCue) {
+		t.Fatal("the new cue is not shown")
+	}
+	expect(t, a.do(request{Method: "DELETE", Path: "/v1/admin/cues/" + newCue, Token: adm.Access}), 204)
+	if _, body = same("cue deleted on a"); strings.Contains(body, newCue) {
+		t.Fatal("the deleted cue is still shown")
+	}
+
+	// Changes made outside the API (a migration, psql) to every table the body shows.
+	for _, stmt := range []string{
+		`UPDATE exercises SET summary = 'Changed in SQL' WHERE slug = 'hip-thrust'`,
+		`UPDATE focus_points SET title = 'Changed in SQL' WHERE position = 1`,
+		`UPDATE variations SET description = 'Changed in SQL' WHERE slug = 'barbell-hip-thrust'`,
+		`UPDATE cues SET text = 'Changed in SQL' WHERE id = '` + cue.ID + `'`,
+		`UPDATE mistakes SET fix = 'Changed in SQL' WHERE id = '` + e.Mistakes[0].ID + `'`,
+		`DELETE FROM mistake_cues WHERE mistake_id = 'a1f0c3d2-0000-4000-8000-0000000000d1' AND position = 2`,
+	} {
+		if _, err := b.store.Pool().Exec(context.Background(), stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+		same(stmt)
 	}
 }

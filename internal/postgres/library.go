@@ -29,11 +29,27 @@ func (s *Store) ListExercises(ctx context.Context, afterName, afterSlug string, 
 	return out, translate(err, "exercise")
 }
 
+// LibraryVersion reads the library's version: every committed change of an
+// exercise, its focus points, variations, cues, mistakes or mistake links raises
+// it (triggers of migration 0010, whoever writes), so an exercise read at this
+// version is still current while it is unchanged.
+func (s *Store) LibraryVersion(ctx context.Context) (int64, error) {
+	var v int64
+	err := s.pool.QueryRow(ctx, `SELECT version FROM library_version`).Scan(&v)
+	return v, translate(err, "library version")
+}
+
 // FindExerciseBySlug returns an exercise with its focus points and variations
-// (in ladder order), its active cues and its active mistakes, in one snapshot.
-func (s *Store) FindExerciseBySlug(ctx context.Context, slug string) (domain.Exercise, error) {
+// (in ladder order), its active cues and its active mistakes, in one snapshot,
+// and the library's version in that snapshot (see LibraryVersion).
+func (s *Store) FindExerciseBySlug(ctx context.Context, slug string) (domain.Exercise, int64, error) {
 	var e domain.Exercise
+	var version int64
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		// The first statement takes the snapshot every later one reads.
+		if err := tx.QueryRow(ctx, `SELECT version FROM library_version`).Scan(&version); err != nil {
+			return err
+		}
 		err := tx.QueryRow(ctx, `SELECT id, slug, name, summary, setup, execution, key_tips FROM exercises WHERE slug = $1`, slug).
 			Scan(&e.ID, &e.Slug, &e.Name, &e.Summary, &e.Setup, &e.Execution, &e.KeyTips)
 		if err != nil {
@@ -60,7 +76,7 @@ func (s *Store) FindExerciseBySlug(ctx context.Context, slug string) (domain.Exe
 		e.Mistakes, err = pgx.CollectRows(rows, scanMistake)
 		return err
 	})
-	return e, translate(err, "exercise")
+	return e, version, translate(err, "exercise")
 }
 
 const cueColumns = `id, text, phase, priority, version`
