@@ -591,3 +591,101 @@ func (f *fixture) liftThroughHandOver(A, B *Hub, p Principal, set domain.Set) er
 	_ = g
 	return nil
 }
+
+func TestClusterSocketCapHoldsAcrossNodes(t *testing.T) {
+	t.Parallel()
+	n := startNATS(t)
+	f := newWorld(t)
+	cfg := Config{MaxSockets: 3}
+	nodes := []*Hub{f.clusterNode(t, n, cfg), f.clusterNode(t, n, cfg)}
+	ctx := context.Background()
+	// A burst of sockets of one account through both nodes at once: exactly
+	// the cap gets in.
+	var mu sync.Mutex
+	var admitted []func()
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			release, err := nodes[i%2].Admit(ctx, f.coach.UserID)
+			if err != nil {
+				if domain.ErrorCode(err) != domain.CodeTooManyRequests {
+					t.Errorf("refused with %v", err)
+				}
+				return
+			}
+			mu.Lock()
+			admitted = append(admitted, release)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(admitted) != 3 {
+		t.Fatalf("%d sockets admitted across two nodes, the cap is 3", len(admitted))
+	}
+	admitted[0]()
+	admitted[0]() // a second release gives back nothing more
+	if _, err := nodes[1].Admit(ctx, f.coach.UserID); err != nil {
+		t.Fatalf("a place given back on one node is not free on the other: %v", err)
+	}
+	if _, err := nodes[0].Admit(ctx, f.coach.UserID); domain.ErrorCode(err) != domain.CodeTooManyRequests {
+		t.Fatalf("over the cap: %v", err)
+	}
+	if !nodes[1].Watching(ctx, f.coach.UserID) || nodes[0].Watching(ctx, f.athlete.UserID) {
+		t.Fatal("Watching does not see the other node's sockets")
+	}
+}
+
+func TestClusterPerUserNoticesReachEveryNode(t *testing.T) {
+	t.Parallel()
+	n := startNATS(t)
+	f := newWorld(t)
+	A, B := f.clusterNode(t, n, Config{}), f.clusterNode(t, n, Config{})
+	f.hub = A
+	onB := f.connectTo(B, f.coach) // the coach's tablet, on the node the athlete is not on
+	send(onB, map[string]any{"type": "ping", "client_ts": 1})
+	next(t, onB, "pong")
+	// set.started from the node where the set began.
+	A.SetStarted(f.set)
+	if m := next(t, onB, "set.started"); m["set_id"] != f.set.ID.String() {
+		t.Fatalf("set.started %v", m)
+	}
+	a := f.connectTo(A, f.athlete)
+	f.subscribeOn(t, a)
+	st := f.subscribeOn(t, onB)
+	// set.ended to a coach's other socket that does not watch the set.
+	other := f.connectTo(B, f.coach)
+	send(other, map[string]any{"type": "ping", "client_ts": 1})
+	next(t, other, "pong")
+	send(a, map[string]any{"type": "set.end", "set_id": f.set.ID.String(), "event_id": uuid.NewString()})
+	st.next("set.ended")
+	if m := next(t, other, "set.ended"); m["set_id"] != f.set.ID.String() || m["seq"] != nil {
+		t.Fatalf("set.ended notice %v", m)
+	}
+	// An unlink on A ends the coach's watch on B with `unsubscribed`.
+	p, set := f.athleteWithLibrary(t)
+	a2 := f.connectTo(A, p)
+	send(a2, map[string]any{"type": "subscribe", "set_id": set.ID.String()})
+	next(t, a2, "snapshot")
+	send(onB, map[string]any{"type": "subscribe", "set_id": set.ID.String()})
+	next(t, onB, "snapshot")
+	if _, err := f.store.Pool().Exec(context.Background(), `DELETE FROM coach_links WHERE coach_id = $1 AND athlete_id = $2`, f.coach.UserID, p.UserID); err != nil {
+		t.Fatal(err)
+	}
+	A.Unlinked(f.coach.UserID, p.UserID)
+	if m := next(t, onB, "unsubscribed"); m["set_id"] != set.ID.String() || m["reason"] != "unlinked" {
+		t.Fatalf("unsubscribed %v", m)
+	}
+	send(a2, map[string]any{"type": "rep.phase", "set_id": set.ID.String(), "phase": "up", "event_id": uuid.NewString(), "client_ts": 1})
+	send(onB, map[string]any{"type": "ping", "client_ts": 2})
+	if m := frame(t, onB); m["type"] != "pong" {
+		t.Fatalf("a frame of the unlinked set reached the coach: %v", m)
+	}
+	// A deleted account's sockets close with 4001 on every node.
+	B2 := f.connectTo(B, f.athlete)
+	send(B2, map[string]any{"type": "ping", "client_ts": 1})
+	next(t, B2, "pong")
+	A.SignedOut(f.athlete.UserID)
+	waitFor(t, "the athlete's socket on B to close with 4001", func() bool { return B2.code() == CloseRevoked })
+}
