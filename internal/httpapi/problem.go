@@ -64,6 +64,10 @@ func codeOfStatus(status int) domain.Code {
 		return domain.CodeUnavailable
 	case fiber.StatusRequestHeaderFieldsTooLarge:
 		return domain.CodeInvalid
+	case fiber.StatusRequestTimeout:
+		// The request did not arrive within the read timeout (a client that
+		// went quiet mid-request): the client's doing, answered 400, not a 500.
+		return domain.CodeInvalid
 	}
 	return domain.CodeInternal
 }
