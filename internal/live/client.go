@@ -454,7 +454,7 @@ func (c *client) target(kind cmdKind, rawID string, athleteOnly bool, at time.Ti
 	if err != nil {
 		return command{}, err
 	}
-	athleteID := uuid.Nil
+	var athleteID uuid.UUID
 	if sub := c.subscription(setID); sub != nil {
 		athleteID = sub.athleteID
 	} else if _, athleteID, err = c.authorise(setID); err != nil {
