@@ -194,17 +194,18 @@ func (b *NATS) Watch(set uuid.UUID) func() {
 	return b.chanSub(subjectSet+set.String(), b.frames)
 }
 
-// chanSub subscribes subject into ch; the returned func unsubscribes. A
-// subscription that cannot be made now (NATS down) is retried by nats.go's
-// reconnect only once made, so it is made regardless: nats.go keeps it and
-// sends it again when the connection is back.
+// chanSub subscribes subject into ch (shared by many subscriptions, read in
+// order by one goroutine); the returned func unsubscribes. nats.go keeps a
+// subscription made while NATS is down and sends it again on reconnect. A
+// message that finds ch full is dropped, never blocking NATS's reader: for a
+// frame, its set's watchers see the gap and resync; for a command, the
+// sender's request times out.
 func (b *NATS) chanSub(subject string, ch chan *nats.Msg) func() {
 	sub, err := b.nc.ChanSubscribe(subject, ch)
 	if err != nil {
 		b.log.Warn("NATS subscription failed", "subject", subject, "err", err)
 		return func() {}
 	}
-	_ = sub.SetPendingLimits(-1, -1) // the shared channel bounds it
 	return func() { _ = sub.Unsubscribe() }
 }
 
