@@ -689,3 +689,28 @@ func TestClusterPerUserNoticesReachEveryNode(t *testing.T) {
 	A.SignedOut(f.athlete.UserID)
 	waitFor(t, "the athlete's socket on B to close with 4001", func() bool { return B2.code() == CloseRevoked })
 }
+
+func TestClusterUploadThroughAnotherNode(t *testing.T) {
+	t.Parallel()
+	n := startNATS(t)
+	f := newWorld(t)
+	A, B := f.clusterNode(t, n, Config{}), f.clusterNode(t, n, Config{})
+	f.hub = A
+	a := f.connectTo(A, f.athlete)
+	sa := f.subscribeOn(t, a) // the set's owner is A
+	start := time.Now().Add(-10 * time.Second)
+	var events []UploadEvent
+	for i, p := range []string{"up", "top", "down", "bottom"} {
+		events = append(events, UploadEvent{EventID: uuid.New(), Type: "rep.phase", Phase: p, At: start.Add(time.Duration(i) * 400 * time.Millisecond)})
+	}
+	res, err := B.Upload(context.Background(), f.set.ID, f.athlete.UserID, events)
+	if err != nil || res.Accepted != 4 || res.Duplicates != 0 || len(res.Rejected) != 0 {
+		t.Fatalf("upload through B: %+v, %v", res, err)
+	}
+	sa.next("rep.done") // applied by the owner on A, broadcast to its watchers
+	res, err = A.Upload(context.Background(), f.set.ID, f.athlete.UserID, events)
+	if err != nil || res.Accepted != 0 || res.Duplicates != 4 {
+		t.Fatalf("the same upload again: %+v, %v", res, err)
+	}
+	f.storedOnce(t, nil)
+}
