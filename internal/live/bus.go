@@ -60,7 +60,7 @@ type busFrame struct {
 }
 
 // nodeMsg is an answer for one node: a frame for a socket, a socket's sync,
-// or a REST call's result.
+// a REST call's result, or a command to route again (its set moved there).
 type nodeMsg struct {
 	Socket  uint64          `json:"k,omitempty"`
 	Unwatch uuid.UUID       `json:"u,omitzero"` // the socket no longer watches this set (its subscribe was refused)
@@ -68,6 +68,7 @@ type nodeMsg struct {
 	Sync    *syncMsg        `json:"s,omitempty"`
 	Call    uint64          `json:"c,omitempty"`
 	Result  *result         `json:"r,omitempty"`
+	Reroute *command        `json:"rr,omitempty"` // the set moved to this node: route the command again here
 }
 
 // notice is a per-user notice that every node delivers to its own sockets of

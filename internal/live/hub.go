@@ -32,7 +32,7 @@ type Config struct {
 	SessionCheck     time.Duration // how often sockets' sessions are checked (4001)
 	FrameRate        int           // frames a socket may send per second, sustained
 	FrameBurst       int           // and in a burst
-	LeaseTTL         time.Duration // how long a set's lease outlives its node's last heartbeat (≤ 5 s, DESIGN.md §7)
+	LeaseTTL         time.Duration // how long a set's lease outlives its node's last heartbeat (DESIGN.md §7: at most 5 s)
 	MaxSockets       int           // live sockets one account may hold open across the cluster
 	Bus              Bus           // the other nodes (nil: Solo, one node)
 	Now              func() time.Time
@@ -50,7 +50,9 @@ func (c *Config) defaults() {
 	def(&c.IdleTimeout, 5*time.Minute)
 	def(&c.IdleCheck, 30*time.Second)
 	def(&c.SessionCheck, 15*time.Second)
-	def(&c.LeaseTTL, 5*time.Second)
+	// A beat every second and a lease of 4: a lost node's sets are free
+	// within 4 s of its last beat, inside the 5 s DESIGN.md §7 allows.
+	def(&c.LeaseTTL, 4*time.Second)
 	if c.MaxSockets <= 0 {
 		// A phone, a tablet, a browser tab or two, with room for reconnects
 		// that overlap the old socket's close.
@@ -107,6 +109,7 @@ type Hub struct {
 	sockets map[uint64]*client                 // by id, for answers addressed to them
 	calls   map[uint64]chan result             // REST calls waiting for an owner's answer
 	lastID  atomic.Uint64
+	beatNow chan struct{}
 
 	closing      atomic.Bool
 	shutdownOnce sync.Once
@@ -128,6 +131,7 @@ func New(store *postgres.Store, log *slog.Logger, cfg Config) *Hub {
 		clients:   map[uuid.UUID]map[*client]struct{}{},
 		sockets:   map[uint64]*client{},
 		calls:     map[uint64]chan result{},
+		beatNow:   make(chan struct{}, 1),
 	}
 	hbCtx, hbCancel := context.WithTimeout(ctx, 5*time.Second)
 	if err := store.Heartbeat(hbCtx, h.node, cfg.LeaseTTL); err != nil {
@@ -160,21 +164,31 @@ func (h *Hub) PongWait() time.Duration { return h.cfg.PongWait }
 
 // heartbeat keeps this node alive in the cluster, and with it every lease it
 // holds: a node that stops (killed, paused, cut off from PostgreSQL) loses
-// its sets after LeaseTTL.
+// its sets after LeaseTTL. A fenced write (this node's lease lapsed while it
+// was away) asks for a beat at once, so the node can claim sets again.
 func (h *Hub) heartbeat() {
-	t := time.NewTicker(h.cfg.LeaseTTL / 5)
+	t := time.NewTicker(h.cfg.LeaseTTL / 4)
 	defer t.Stop()
 	for {
 		select {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
+		case <-h.beatNow:
 		}
 		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.LeaseTTL/2)
 		if err := h.store.Heartbeat(ctx, h.node, h.cfg.LeaseTTL); err != nil && h.ctx.Err() == nil {
 			h.log.Warn("the node's heartbeat failed; its leases lapse unless the next one succeeds", "err", err)
 		}
 		cancel()
+	}
+}
+
+// beat asks the heartbeat for a beat now.
+func (h *Hub) beat() {
+	select {
+	case h.beatNow <- struct{}{}:
+	default:
 	}
 }
 
@@ -217,7 +231,11 @@ func (h *Hub) route(cmd command) error {
 			continue
 		}
 		switch err := h.bus.Forward(cmd); err {
-		case errNoOwner, errOwnerSilent, errBusDown:
+		case errNoOwner, errBusDown:
+		case errOwnerSilent:
+			// The owner may yet apply it: never send it twice. Only a claim
+			// here (its lease lapsed) may take it; else it is refused.
+			cmd.Hops++
 		default:
 			return err // taken (nil), or refused by the owner
 		}
@@ -228,17 +246,39 @@ func (h *Hub) route(cmd command) error {
 	return errBusy
 }
 
+// refuse answers a command the set did not take, at its address.
+func (h *Hub) refuse(cmd command, err error) {
+	switch cmd.Kind {
+	case cmdSubscribe:
+		h.reply(cmd.From, nodeMsg{Frame: errorFor(err, cmd.Set.String(), ""), Unwatch: cmd.Set})
+	case cmdPhase, cmdEndFrame, cmdCue, cmdMistake, cmdCueAck:
+		h.reply(cmd.From, nodeMsg{Frame: errorFor(err, cmd.Set.String(), cmd.RawEventID)})
+	case cmdUpload, cmdEnd:
+		h.reply(cmd.From, nodeMsg{Result: &result{Err: toWire(err)}})
+	}
+}
+
+// reroute routes again, from this node, a command the set's previous owner
+// passed on (the set moved here); one it cannot place is refused.
+func (h *Hub) reroute(cmd command) {
+	h.background(func(context.Context) {
+		if err := h.route(cmd); err != nil {
+			h.refuse(cmd, err)
+		}
+	})
+}
+
 // forwardAfterClaim hands a command to the node that won the set's lease
 // while this node tried to claim it (its bus subscription may lag its claim
 // by a moment), once; if that node does not take it, the command is refused.
-func (h *Hub) forwardAfterClaim(cmd command, refusal error, refuse func(command, error)) {
+func (h *Hub) forwardAfterClaim(cmd command, refusal error) {
 	if cmd.Hops > 0 || cmd.Kind == cmdRun {
-		refuse(cmd, refusal)
+		h.refuse(cmd, refusal)
 		return
 	}
 	cmd.Hops++
 	h.background(func(ctx context.Context) {
-		for range 5 {
+		for range 3 {
 			err := h.bus.Forward(cmd)
 			if err == nil {
 				return
@@ -248,12 +288,12 @@ func (h *Hub) forwardAfterClaim(cmd command, refusal error, refuse func(command,
 			}
 			select {
 			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(20 * time.Millisecond):
 				continue
 			}
 			break
 		}
-		refuse(cmd, refusal)
+		h.refuse(cmd, refusal)
 	})
 }
 
@@ -284,6 +324,10 @@ func (h *Hub) reply(to address, m nodeMsg) {
 
 // message delivers an answer addressed to this node (Receiver).
 func (h *Hub) message(m nodeMsg) {
+	if m.Reroute != nil {
+		h.reroute(*m.Reroute)
+		return
+	}
 	if m.Call != 0 {
 		h.mu.RLock()
 		ch := h.calls[m.Call]

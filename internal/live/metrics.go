@@ -10,6 +10,7 @@ type metrics struct {
 	slowCloses        prometheus.Counter
 	resyncs           prometheus.Counter
 	replaysAsSnapshot prometheus.Counter
+	moves             prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -31,6 +32,9 @@ func newMetrics() *metrics {
 		resyncs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "repcue_live_resyncs_total", Help: "Sets reloaded from storage under a new epoch because a write was refused for good.",
 		}),
+		moves: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "repcue_live_set_moves_total", Help: "Live sets this node handed to the node of their athlete's socket.",
+		}),
 		replaysAsSnapshot: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "repcue_live_replays_as_snapshot_total", Help: "Resubscribes answered with a snapshot because the replay did not fit the socket's send queue.",
 		}),
@@ -48,7 +52,7 @@ func (h *Hub) Collectors() []prometheus.Collector {
 	}
 	return []prometheus.Collector{
 		h.metrics.commitBatch, h.metrics.commitSeconds, h.metrics.commitErrors, h.metrics.slowCloses,
-		h.metrics.resyncs, h.metrics.replaysAsSnapshot,
+		h.metrics.resyncs, h.metrics.replaysAsSnapshot, h.metrics.moves,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "repcue_live_sockets", Help: "Open live sockets."},
 			count(func() int {
 				n := 0

@@ -125,6 +125,7 @@ func (o *owner) written(rec *eventRecord, err error) {
 		// phones resend to the new owner, whose epoch the watchers follow.
 		if o.err == nil {
 			o.hub.log.Warn("a live set's lease moved to another node; giving the set up", "set", o.id)
+			o.hub.beat() // this node may have been away past its own lease
 		}
 		o.lease = 0
 		for _, r := range o.retries {
@@ -133,8 +134,18 @@ func (o *owner) written(rec *eventRecord, err error) {
 		o.retries = nil
 		o.err = &domain.Error{Code: domain.CodeUnavailable, Message: "this set moved to another server, try again",
 			RetryAfter: time.Second, Err: ownedBy{}}
+		// Every socket waiting for an ack of this owner hears at once that
+		// its event was not taken, and resends it (to the new owner).
+		rec.waiters = waiters
+		for _, r := range o.events {
+			for _, a := range r.waiters {
+				o.hub.reply(a, nodeMsg{Frame: errorFor(o.err, o.id.String(), r.event.EventID.String())})
+			}
+			r.waiters = nil
+		}
 		err = o.err
-		o.hub.ownerLost(o.id) // its watchers here resync from the new owner (commands are forwarded to it)
+		o.leave(o.hub.reroute) // what waits goes to the new owner (or to a new claim here)
+		o.hub.ownerLost(o.id)  // and this node's watchers resync from it
 	case writeRefused(err):
 		// What is live can no longer be stored as it is (another process wrote
 		// this set too): the set reloads from storage once nothing of it is in

@@ -48,6 +48,11 @@ type owner struct {
 	ticker   *time.Ticker // hold.tick while the clock counts a hold down
 	ticking  bool
 	lastUsed time.Time
+	// athleteHere is when a command of the set's athlete last came from a
+	// socket of this node (a set moves to its athlete's node, but never away
+	// from a node the athlete still uses).
+	athleteHere time.Time
+	left        bool // the set moved on (to its athlete's node, or its lease to another): no more commands
 }
 
 func newOwner(h *Hub, id uuid.UUID) *owner {
@@ -147,8 +152,14 @@ func (o *owner) run() {
 		case cmd := <-o.inbox:
 			o.handle(cmd)
 			o.lastUsed = o.hub.now()
+			if o.left && o.pending == 0 {
+				return
+			}
 		case <-o.doneCh:
 			o.runCompletions()
+			if o.left && o.pending == 0 {
+				return
+			}
 		case <-o.timer.C:
 			o.clockTick()
 		case <-o.retryTimer.C:
@@ -184,11 +195,19 @@ func (o *owner) handle(cmd command) {
 	if o.err != nil {
 		var holder ownedBy
 		if errors.As(o.err, &holder) {
-			o.hub.forwardAfterClaim(cmd, o.err, o.refuse)
+			o.hub.forwardAfterClaim(cmd, o.err)
 			return
 		}
 		o.refuse(cmd, o.err)
 		return
+	}
+	if o.athleteCommand(cmd) {
+		if cmd.From.Node == o.hub.node {
+			o.athleteHere = o.hub.now()
+		} else if o.movable() {
+			o.moveTo(cmd)
+			return
+		}
 	}
 	switch cmd.Kind {
 	case cmdSubscribe:
@@ -208,14 +227,74 @@ func (o *owner) handle(cmd command) {
 }
 
 // refuse answers a command the set did not take, at its address.
-func (o *owner) refuse(cmd command, err error) {
+func (o *owner) refuse(cmd command, err error) { o.hub.refuse(cmd, err) }
+
+// athleteCommand reports whether a command comes from the set's athlete's
+// phone (what must stay quick: phase → timer → ack).
+func (o *owner) athleteCommand(cmd command) bool {
 	switch cmd.Kind {
-	case cmdSubscribe:
-		o.hub.reply(cmd.From, nodeMsg{Frame: errorFor(err, o.id.String(), ""), Unwatch: o.id})
-	case cmdPhase, cmdEndFrame, cmdCue, cmdMistake, cmdCueAck:
-		o.hub.reply(cmd.From, nodeMsg{Frame: errorFor(err, o.id.String(), cmd.RawEventID)})
-	case cmdUpload, cmdEnd:
-		o.hub.reply(cmd.From, nodeMsg{Result: &result{Err: toWire(err)}})
+	case cmdSubscribe, cmdPhase, cmdEndFrame, cmdCueAck:
+		return cmd.Actor == o.set.AthleteID && cmd.From.Node != uuid.Nil
+	}
+	return false
+}
+
+// athleteAffinity is how long a set stays on a node after its athlete's
+// last command from there: an athlete with sockets on two nodes (a phone and
+// a browser) does not make the set bounce between them.
+const athleteAffinity = 30 * time.Second
+
+// movable reports whether the set may move now: live, nothing in flight, no
+// hold being timed, and its athlete not seen on this node lately.
+func (o *owner) movable() bool {
+	return o.set.Status == domain.SetLive && o.pending == 0 && len(o.retries) == 0 && !o.resync &&
+		!reptimer.HoldCounting(o.m.state) && o.hub.now().Sub(o.athleteHere) > athleteAffinity
+}
+
+// moveTo hands the set to the node of its athlete's socket (DESIGN.md §7:
+// phase → timer → ack stays on one node; only the fan-out to coaches crosses
+// NATS): this owner stops answering for the set, gives its lease back and
+// sends that node the command, and whatever else was waiting in the inbox,
+// to route again there, where it claims the set under a new epoch.
+func (o *owner) moveTo(cmd command) {
+	o.hub.metrics.moves.Inc()
+	o.release()
+	to := cmd.From.Node
+	o.hub.reply(address{Node: to}, nodeMsg{Reroute: &cmd})
+	o.leave(func(next command) { o.hub.reply(address{Node: to}, nodeMsg{Reroute: &next}) })
+}
+
+// leave stops taking commands for the set: the hub forgets this owner, so
+// that the next command starts from scratch (a new owner, here or where the
+// set went), and what waited in the inbox goes to pass. The goroutine ends
+// once its writes in flight are done.
+func (o *owner) leave(pass func(command)) {
+	if o.stopOwn != nil {
+		o.stopOwn()
+		o.stopOwn = nil
+	}
+	o.hub.mu.Lock()
+	o.mu.Lock()
+	o.closed, o.left = true, true
+	if o.hub.sets[o.id] == o {
+		delete(o.hub.sets, o.id)
+	}
+	o.mu.Unlock()
+	o.hub.mu.Unlock()
+	o.timer.Stop() // its clock is the new owner's now
+	o.ticker.Stop()
+	o.ticking = false
+	for {
+		select {
+		case next := <-o.inbox:
+			if next.Kind == cmdRun {
+				next.run(o)
+				continue
+			}
+			pass(next)
+		default:
+			return
+		}
 	}
 }
 
