@@ -731,3 +731,39 @@ func TestClusterUploadThroughAnotherNode(t *testing.T) {
 	}
 	f.storedOnce(t, nil)
 }
+
+func TestClusterSetMovesToItsAthletesNodeOnce(t *testing.T) {
+	t.Parallel()
+	n := startNATS(t)
+	f := newWorld(t)
+	A, B := f.clusterNode(t, n, Config{}), f.clusterNode(t, n, Config{})
+	f.hub = A
+	// The coach's tablet subscribes first: its node, B, takes the set.
+	coach := f.connectTo(B, f.coach)
+	sc := f.subscribeOn(t, coach)
+	if B.localOwner(f.set.ID) == nil {
+		t.Fatal("the first subscriber's node does not own the set")
+	}
+	// The athlete's phone, on A: the quiet set moves there, under a new epoch.
+	a := f.connectTo(A, f.athlete)
+	sa := f.subscribeOn(t, a)
+	waitFor(t, "the set to move to A", func() bool { return A.localOwner(f.set.ID) != nil && B.localOwner(f.set.ID) == nil })
+	if s := sc.next("snapshot"); s["epoch"] != sa.epoch {
+		t.Fatalf("the coach resynced to %v, the athlete is on epoch %s", s, sa.epoch)
+	}
+	f.rep(t, a, sa)
+	sc.next("rep.done")
+	// The athlete's browser on B as well: the set stays where the phone is.
+	web := f.connectTo(B, f.athlete)
+	sw := f.subscribeOn(t, web)
+	f.phase(a, "up")
+	sa.next("ack")
+	sw.next("state")
+	if moves := counterValue(A.metrics.moves) + counterValue(B.metrics.moves); moves != 1 || A.localOwner(f.set.ID) == nil {
+		t.Fatalf("%v moves; A owns it: %v", moves, A.localOwner(f.set.ID) != nil)
+	}
+	send(a, map[string]any{"type": "set.end", "set_id": f.set.ID.String(), "event_id": uuid.NewString()})
+	ended := sa.next("set.ended")
+	sc.next("set.ended")
+	f.storedOnce(t, ended["summary"].(map[string]any))
+}
