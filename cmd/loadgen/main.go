@@ -12,7 +12,8 @@
 //   - ack: from a rep phase leaving the phone to its `ack` (after the commit);
 //
 // as p50/p99/p99.9/max, frames per second each way, the server's CPU and RSS
-// (from /proc of the process listening on -addr), and socket counts. It checks
+// (from /proc of the process listening on -addr, and on -coach-addr when the
+// coaches' sockets go to another node of a cluster), and socket counts. It checks
 // as it goes that every socket sees each set's seq without a gap or a
 // duplicate, and at the end that every acknowledged event is in PostgreSQL
 // exactly once (DATABASE_URL). Accounts come from `repcue seed --load`, which
@@ -21,6 +22,12 @@
 //	loadgen -sets 1000 -duration 1m              # against repcue on 127.0.0.1:8080
 //	loadgen -sets 1000 -duration 1m -relay       # the bare relay, in a child process
 //	loadgen relay -addr 127.0.0.1:18090          # serve the relay by itself
+//	loadgen -addr 127.0.0.1:18301 -coach-addr 127.0.0.1:18302   # two nodes of a cluster
+//	loadgen takeover -runs 20                    # kill -9 a set's owner node, time the takeover (takeover.go)
+//
+// Athletes subscribe first, and the coaches once every athlete has its
+// snapshot: a set's first command reaches the athlete's node, which so takes
+// the set's lease (DESIGN.md §7), and only the fan-out to coaches crosses NATS.
 //
 // It only talks to loopback addresses, and stops by itself.
 package main
@@ -59,11 +66,13 @@ const (
 )
 
 type options struct {
-	addr, accounts, repcue string
-	sets, coachEvery       int
-	duration, cueEvery     time.Duration
-	relay, jsonOut         bool
-	relayAddr              string
+	addr, coachAddr    string
+	accounts, repcue   string
+	sets, coachEvery   int
+	duration, cueEvery time.Duration
+	relay, jsonOut     bool
+	relayAddr          string
+	seedEnv            []string // the environment of `repcue seed --load` (nil: this process's)
 }
 
 func main() {
@@ -76,8 +85,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "takeover" {
+		takeoverMain(os.Args[2:])
+		return
+	}
 	var o options
-	flag.StringVar(&o.addr, "addr", "127.0.0.1:8080", "the repcue server (loopback only)")
+	flag.StringVar(&o.addr, "addr", "127.0.0.1:8080", "the repcue server (loopback only); the athletes' node of a cluster")
+	flag.StringVar(&o.coachAddr, "coach-addr", "", "the node the coaches' sockets go to (loopback only; default: -addr)")
 	flag.IntVar(&o.sets, "sets", 100, "live sets (an athlete socket each)")
 	flag.IntVar(&o.coachEvery, "coach-every", 10, "one coach socket per this many sets, watching all of them")
 	flag.DurationVar(&o.duration, "duration", time.Minute, "how long the sets run (at most 30m)")
@@ -88,6 +102,12 @@ func main() {
 	flag.StringVar(&o.relayAddr, "relay-addr", "127.0.0.1:18090", "the relay's address with -relay")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
 	flag.Parse()
+	if o.coachAddr == "" {
+		o.coachAddr = o.addr
+	}
+	if o.relay && o.coachAddr != o.addr {
+		fail(errors.New("-coach-addr needs repcue nodes: the relay is one process (-relay-addr)"))
+	}
 	if o.sets < 1 || o.sets > 20000 || o.coachEvery < 1 || o.coachEvery > 100 || o.duration <= 0 || o.duration > 30*time.Minute || o.cueEvery < 100*time.Millisecond {
 		fail(errors.New("-sets 1–20000, -coach-every 1–100, -duration up to 30m, -cue-every at least 100ms"))
 	}
@@ -158,6 +178,7 @@ func provision(o options) (accountsFile, time.Duration, error) {
 		defer os.RemoveAll(dir)
 		path = dir + "/accounts.json"
 		cmd := exec.Command(o.repcue, "seed", "--load", fmt.Sprint(o.sets), "--coach-every", fmt.Sprint(o.coachEvery), "--out", path)
+		cmd.Env = o.seedEnv
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
@@ -226,7 +247,7 @@ type setRun struct {
 
 type counters struct {
 	framesIn, framesOut, messagesOut atomic.Int64 // in: to the server; out: from it
-	gaps, dups, errorFrames          atomic.Int64
+	gaps, dups, errorFrames, resyncs atomic.Int64
 	firstErr                         atomic.Value
 	open                             atomic.Int64
 }
@@ -237,6 +258,7 @@ type sock struct {
 	wmu  sync.Mutex
 	c    *counters
 	last map[string]int64 // set → last seq seen (reader only)
+	snap map[string]bool  // sets this socket had a snapshot of (reader only)
 }
 
 func (s *sock) send(b []byte) error {
@@ -265,7 +287,7 @@ func dial(addr, token string, c *counters) (*sock, error) {
 		return nil, err
 	}
 	c.open.Add(1)
-	return &sock{conn: conn, c: c, last: map[string]int64{}}, nil
+	return &sock{conn: conn, c: c, last: map[string]int64{}, snap: map[string]bool{}}, nil
 }
 
 // frame is what the load generator reads of a server frame.
@@ -273,6 +295,7 @@ type frame struct {
 	Type    string `json:"type"`
 	SetID   string `json:"set_id"`
 	Seq     *int64 `json:"seq"`
+	Epoch   string `json:"epoch"`
 	LastSeq int64  `json:"last_seq"`
 	EventID string `json:"event_id"`
 	Phase   string `json:"phase"` // relay: the forwarded rep.phase
@@ -323,6 +346,12 @@ func (s *sock) read(handle func(at time.Time, f *frame)) {
 			}
 			switch {
 			case f.Type == "snapshot" || f.Type == "replayed":
+				if f.Type == "snapshot" {
+					if s.snap[f.SetID] {
+						s.c.resyncs.Add(1)
+					}
+					s.snap[f.SetID] = true
+				}
 				s.last[f.SetID] = f.LastSeq
 			case f.Seq != nil:
 				last, ok := s.last[f.SetID]
@@ -355,18 +384,20 @@ func summarize(d []time.Duration) map[string]float64 {
 }
 
 func run(ctx context.Context, o options) (*jsonReport, error) {
-	target := o.addr
+	target, coachTarget := o.addr, o.coachAddr
 	if o.relay {
-		target = o.relayAddr
+		target, coachTarget = o.relayAddr, o.relayAddr
 	}
-	if err := checkLoopback(target); err != nil {
-		return nil, err
+	for _, a := range []string{target, coachTarget} {
+		if err := checkLoopback(a); err != nil {
+			return nil, err
+		}
 	}
 	nCoaches := (o.sets + o.coachEvery - 1) / o.coachEvery
 	if err := raiseFileLimit(o.sets + nCoaches + 100); err != nil {
 		return nil, err
 	}
-	rep := &jsonReport{Target: "repcue", Sets: o.sets, Sockets: o.sets + nCoaches}
+	rep := &jsonReport{Target: "repcue", Addr: target, CoachAddr: coachTarget, Sets: o.sets, Sockets: o.sets + nCoaches}
 	var accounts accountsFile
 	if o.relay {
 		rep.Target = "relay"
@@ -394,17 +425,18 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 		}
 		rep.Provision = took.Round(time.Millisecond).String()
 	}
-	pid, err := listenerPID(target)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadgen: no server CPU/RSS figures:", err)
-	}
+	nodes := serverNodes(target, coachTarget)
 	c := &counters{}
 	sets := make([]*setRun, o.sets)
 	for i, a := range accounts.Athletes {
 		sets[i] = &setRun{id: a.SetID, sent: map[string]time.Time{}}
 	}
 	// Connect: coaches first (each subscribes to its sets), then athletes.
-	fmt.Fprintf(os.Stderr, "connecting %d sockets to %s (load %s)\n", o.sets+nCoaches, target, loadAvg())
+	if coachTarget == target {
+		fmt.Fprintf(os.Stderr, "connecting %d sockets to %s (load %s)\n", o.sets+nCoaches, target, loadAvg())
+	} else {
+		fmt.Fprintf(os.Stderr, "connecting %d athlete sockets to %s, %d coach sockets to %s (load %s)\n", o.sets, target, nCoaches, coachTarget, loadAvg())
+	}
 	rep.LoadAvg[0] = loadAvg()
 	var wg sync.WaitGroup
 	var connErr atomic.Value
@@ -415,7 +447,7 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			s, err := dial(target, accounts.Coaches[ci].Token, c)
+			s, err := dial(coachTarget, accounts.Coaches[ci].Token, c)
 			if err != nil {
 				connErr.CompareAndSwap(nil, err)
 				return
@@ -458,22 +490,29 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 			cs.read(func(at time.Time, f *frame) { coachFrame(o.relay, byID, at, f) })
 		}()
 	}
+	var athletesIn atomic.Int64 // athlete sockets that have their set's first snapshot
 	for i, as := range athleteSocks {
 		set := sets[i]
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			as.read(func(at time.Time, f *frame) { athleteFrame(o.relay, set, at, f) })
+			first := true
+			as.read(func(at time.Time, f *frame) {
+				if first && f.Type == "snapshot" && f.SetID == set.id {
+					first = false
+					athletesIn.Add(1)
+				}
+				athleteFrame(o.relay, set, at, f)
+			})
 		}()
 	}
-	// Subscribe everyone.
+	// Subscribe everyone: the athletes first, so that each set's owner is the
+	// node of its athlete's socket (the first command of a set claims it),
+	// then, once every athlete has its snapshot, the coaches.
 	subscribe := func(s *sock, setID string) error {
 		return s.send(fmt.Appendf(nil, `{"type":"subscribe","set_id":%q}`, setID))
 	}
 	for i, set := range sets {
-		if err := subscribe(set.coach, set.id); err != nil {
-			return nil, err
-		}
 		if err := subscribe(set.athlete, set.id); err != nil {
 			return nil, err
 		}
@@ -481,11 +520,25 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 			time.Sleep(20 * time.Millisecond) // a few hundred subscriptions at a time
 		}
 	}
+	for deadline := time.Now().Add(time.Minute); athletesIn.Load() < int64(o.sets); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "loadgen: only %d of %d athletes had a snapshot after a minute; going on\n", athletesIn.Load(), o.sets)
+			break
+		}
+	}
+	for i, set := range sets {
+		if err := subscribe(set.coach, set.id); err != nil {
+			return nil, err
+		}
+		if i%200 == 199 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	time.Sleep(time.Second)
 	// Run.
 	runCtx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
-	before, _ := readProc(pid)
+	nodes.begin()
 	self0, _ := readProc(os.Getpid())
 	start := time.Now()
 	var drivers sync.WaitGroup
@@ -503,7 +556,6 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 		drivers.Add(1)
 		go func() { defer drivers.Done(); coachDriver(runCtx, cs, mine, o.cueEvery) }()
 	}
-	var peakRSS atomic.Int64
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
@@ -516,13 +568,12 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 			case <-runCtx.Done():
 				return
 			case now := <-t.C:
-				st, _ := readProc(pid)
-				peakRSS.Store(max(peakRSS.Load(), st.rss))
+				rss := nodes.sample()
 				in, out := c.framesIn.Load(), c.framesOut.Load()
 				secs := now.Sub(lastAt).Seconds()
-				fmt.Fprintf(os.Stderr, "%5.0fs  open %d  in %.0f/s  out %.0f/s  server rss %.0f MiB  gaps %d dups %d errors %d  load %s\n",
+				fmt.Fprintf(os.Stderr, "%5.0fs  open %d  in %.0f/s  out %.0f/s  server rss %s MiB  gaps %d dups %d resyncs %d errors %d  load %s\n",
 					now.Sub(start).Seconds(), c.open.Load(), float64(in-lastIn)/secs, float64(out-lastOut)/secs,
-					float64(st.rss)/(1<<20), c.gaps.Load(), c.dups.Load(), c.errorFrames.Load(), loadAvg())
+					rss, c.gaps.Load(), c.dups.Load(), c.resyncs.Load(), c.errorFrames.Load(), loadAvg())
 				lastIn, lastOut, lastAt = in, out, now
 				rep.PeakOpen = max(rep.PeakOpen, c.open.Load())
 			}
@@ -530,10 +581,9 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 	}()
 	drivers.Wait()
 	elapsed := time.Since(start)
-	after, _ := readProc(pid)
+	nodes.end(elapsed)
 	self1, _ := readProc(os.Getpid())
 	<-progressDone
-	peakRSS.Store(max(peakRSS.Load(), after.rss))
 	time.Sleep(2 * time.Second) // the last acks
 	rep.Closed = int64(o.sets+nCoaches) - c.open.Load()
 	closeAll(coachSocks, athleteSocks)
@@ -560,10 +610,13 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 	rep.FramesInPerS = float64(c.framesIn.Load()) / elapsed.Seconds()
 	rep.FramesOutPerS = float64(c.framesOut.Load()) / elapsed.Seconds()
 	rep.MsgsOutPerS = float64(c.messagesOut.Load()) / elapsed.Seconds()
-	rep.ServerCPU = (after.cpu - before.cpu) / elapsed.Seconds()
-	rep.ServerRSSMiB = float64(peakRSS.Load()) / (1 << 20)
+	rep.Nodes = nodes.figures()
+	for _, n := range rep.Nodes {
+		rep.ServerCPU += n.CPU
+		rep.ServerRSSMiB += n.RSSMiB
+	}
 	rep.LoadgenCPU = (self1.cpu - self0.cpu) / elapsed.Seconds()
-	rep.Gaps, rep.Duplicates, rep.ErrorFrames = c.gaps.Load(), c.dups.Load(), c.errorFrames.Load()
+	rep.Gaps, rep.Duplicates, rep.ErrorFrames, rep.Resyncs = c.gaps.Load(), c.dups.Load(), c.errorFrames.Load(), c.resyncs.Load()
 	rep.FirstError, _ = c.firstErr.Load().(string)
 	rep.Acked = len(acked)
 	if !o.relay {
@@ -577,6 +630,8 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 
 type jsonReport struct {
 	Target        string                        `json:"target"`
+	Addr          string                        `json:"addr"`       // the athletes' sockets
+	CoachAddr     string                        `json:"coach_addr"` // the coaches' sockets
 	Sets          int                           `json:"sets"`
 	Sockets       int                           `json:"sockets"`
 	PeakOpen      int64                         `json:"peak_open_sockets"`
@@ -587,11 +642,14 @@ type jsonReport struct {
 	FramesInPerS  float64                       `json:"frames_in_per_s"`
 	FramesOutPerS float64                       `json:"frames_out_per_s"`
 	MsgsOutPerS   float64                       `json:"messages_out_per_s"`
-	ServerCPU     float64                       `json:"server_cpu_cores"`
-	ServerRSSMiB  float64                       `json:"server_rss_max_mib"`
+	ServerCPU     float64                       `json:"server_cpu_cores"`   // every node's, summed
+	ServerRSSMiB  float64                       `json:"server_rss_max_mib"` // every node's peak, summed
+	Nodes         []nodeFigures                 `json:"nodes"`
+	Owners        map[string]int                `json:"set_owners,omitempty"` // node id → sets whose lease it holds at the end
 	LoadgenCPU    float64                       `json:"loadgen_cpu_cores"`
 	Gaps          int64                         `json:"gaps"`
 	Duplicates    int64                         `json:"duplicates"`
+	Resyncs       int64                         `json:"resync_snapshots"` // snapshots after a socket's first of a set (a new epoch, a gap seen by a node)
 	ErrorFrames   int64                         `json:"error_frames"`
 	FirstError    string                        `json:"first_error,omitempty"`
 	Closed        int64                         `json:"sockets_closed_early"`
@@ -605,6 +663,7 @@ type jsonReport struct {
 
 func (r *jsonReport) print(w *os.File) {
 	fmt.Fprintf(w, "%s: %d sets, %d sockets (peak open %d) for %s; load average %s → %s\n", r.Target, r.Sets, r.Sockets, r.PeakOpen, r.Duration, r.LoadAvg[0], r.LoadAvg[1])
+	fmt.Fprintf(w, "athletes on %s, coaches on %s\n", r.Addr, r.CoachAddr)
 	if r.Provision != "" {
 		fmt.Fprintf(w, "accounts provisioned in %s\n", r.Provision)
 	}
@@ -617,7 +676,13 @@ func (r *jsonReport) print(w *os.File) {
 	}
 	fmt.Fprintf(w, "  frames/s in %.0f, out %.0f (in %.0f messages/s); server CPU %.2f cores, RSS max %.0f MiB; loadgen CPU %.2f cores\n",
 		r.FramesInPerS, r.FramesOutPerS, r.MsgsOutPerS, r.ServerCPU, r.ServerRSSMiB, r.LoadgenCPU)
-	fmt.Fprintf(w, "  gaps %d, duplicates %d, error frames %d, sockets closed early %d\n", r.Gaps, r.Duplicates, r.ErrorFrames, r.Closed)
+	for _, n := range r.Nodes {
+		fmt.Fprintf(w, "    node %s (%s, pid %d): CPU %.2f cores, RSS max %.0f MiB\n", n.Addr, n.Role, n.PID, n.CPU, n.RSSMiB)
+	}
+	if len(r.Owners) > 0 {
+		fmt.Fprintf(w, "  set leases at the end, per holding node: %v\n", r.Owners)
+	}
+	fmt.Fprintf(w, "  gaps %d, duplicates %d, resync snapshots %d, error frames %d, sockets closed early %d\n", r.Gaps, r.Duplicates, r.Resyncs, r.ErrorFrames, r.Closed)
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "  first error: %s\n", r.FirstError)
 	}
@@ -798,6 +863,22 @@ func checkStored(ctx context.Context, setIDs, acked []string, rep *jsonReport) e
 			return err
 		}
 		stored[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = conn.Query(ctx, `SELECT coalesce(node_id::text, 'released'), count(*) FROM set_leases WHERE set_id = ANY($1::uuid[]) GROUP BY 1`, setIDs)
+	if err != nil {
+		return err
+	}
+	rep.Owners = map[string]int{}
+	for rows.Next() {
+		var node string
+		var n int
+		if err := rows.Scan(&node, &n); err != nil {
+			return err
+		}
+		rep.Owners[node] = n
 	}
 	if err := rows.Err(); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // raiseFileLimit lifts this process's open-file limit to its hard limit: each
@@ -118,4 +119,88 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(fs[:3], " ")
+}
+
+// nodes are the server processes a run drives: the one listening on the
+// athletes' address and, when the coaches' sockets go elsewhere, the one
+// listening there (a second node of a cluster). Their CPU and peak RSS are
+// reported per node.
+type nodes []*nodeWatch
+
+type nodeWatch struct {
+	addr, role string
+	pid        int
+	cpu0, cpu  float64
+	peak       int64
+}
+
+// nodeFigures is one node's share of a run.
+type nodeFigures struct {
+	Addr   string  `json:"addr"`
+	Role   string  `json:"role"` // athletes, coaches, or both
+	PID    int     `json:"pid"`
+	CPU    float64 `json:"cpu_cores"`
+	RSSMiB float64 `json:"rss_max_mib"`
+}
+
+func serverNodes(athletes, coaches string) nodes {
+	var ns nodes
+	add := func(addr, role string) {
+		pid, err := listenerPID(addr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "loadgen: no server CPU/RSS figures for %s: %v\n", addr, err)
+			return
+		}
+		for _, n := range ns {
+			if n.pid == pid { // one process on both addresses
+				n.role = "athletes+coaches"
+				return
+			}
+		}
+		ns = append(ns, &nodeWatch{addr: addr, role: role, pid: pid})
+	}
+	if athletes == coaches {
+		add(athletes, "athletes+coaches")
+	} else {
+		add(athletes, "athletes")
+		add(coaches, "coaches")
+	}
+	return ns
+}
+
+func (ns nodes) begin() {
+	for _, n := range ns {
+		st, _ := readProc(n.pid)
+		n.cpu0, n.peak = st.cpu, st.rss
+	}
+}
+
+// sample records each node's RSS and says it in MiB ("a+b" for two nodes).
+func (ns nodes) sample() string {
+	var parts []string
+	for _, n := range ns {
+		st, _ := readProc(n.pid)
+		n.peak = max(n.peak, st.rss)
+		parts = append(parts, fmt.Sprintf("%.0f", float64(st.rss)/(1<<20)))
+	}
+	if len(parts) == 0 {
+		return "?"
+	}
+	return strings.Join(parts, "+")
+}
+
+func (ns nodes) end(elapsed time.Duration) {
+	ns.sample()
+	for _, n := range ns {
+		st, _ := readProc(n.pid)
+		n.cpu = (st.cpu - n.cpu0) / elapsed.Seconds()
+	}
+}
+
+func (ns nodes) figures() []nodeFigures {
+	out := []nodeFigures{}
+	for _, n := range ns {
+		out = append(out, nodeFigures{Addr: n.addr, Role: n.role, PID: n.pid, CPU: n.cpu, RSSMiB: float64(n.peak) / (1 << 20)})
+	}
+	return out
 }
