@@ -73,6 +73,7 @@ type options struct {
 	relay, jsonOut     bool
 	relayAddr          string
 	seedEnv            []string // the environment of `repcue seed --load` (nil: this process's)
+	watchPID           int      // another process to report (the NATS server)
 }
 
 func main() {
@@ -101,6 +102,7 @@ func main() {
 	flag.BoolVar(&o.relay, "relay", false, "drive the bare relay instead (started as a child process on -relay-addr)")
 	flag.StringVar(&o.relayAddr, "relay-addr", "127.0.0.1:18090", "the relay's address with -relay")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+	flag.IntVar(&o.watchPID, "watch-pid", 0, "another process whose CPU, RSS and I/O bytes to report, e.g. the NATS server's (0: none)")
 	flag.Parse()
 	if o.coachAddr == "" {
 		o.coachAddr = o.addr
@@ -247,6 +249,7 @@ type setRun struct {
 
 type counters struct {
 	framesIn, framesOut, messagesOut atomic.Int64 // in: to the server; out: from it
+	coachFramesOut                   atomic.Int64
 	gaps, dups, errorFrames, resyncs atomic.Int64
 	firstErr                         atomic.Value
 	open                             atomic.Int64
@@ -254,11 +257,12 @@ type counters struct {
 
 // sock is one WebSocket connection of the load generator.
 type sock struct {
-	conn *websocket.Conn
-	wmu  sync.Mutex
-	c    *counters
-	last map[string]int64 // set → last seq seen (reader only)
-	snap map[string]bool  // sets this socket had a snapshot of (reader only)
+	conn  *websocket.Conn
+	wmu   sync.Mutex
+	c     *counters
+	last  map[string]int64 // set → last seq seen (reader only)
+	snap  map[string]bool  // sets this socket had a snapshot of (reader only)
+	coach bool
 }
 
 func (s *sock) send(b []byte) error {
@@ -335,6 +339,9 @@ func (s *sock) read(handle func(at time.Time, f *frame)) {
 				msg = nil
 			}
 			s.c.framesOut.Add(1)
+			if s.coach {
+				s.c.coachFramesOut.Add(1)
+			}
 			if bytes.HasPrefix(line, holdTickPrefix) {
 				continue
 			}
@@ -426,6 +433,9 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 		rep.Provision = took.Round(time.Millisecond).String()
 	}
 	nodes := serverNodes(target, coachTarget)
+	if o.watchPID > 0 {
+		nodes = append(nodes, &nodeWatch{addr: "-", role: "watched", pid: o.watchPID})
+	}
 	c := &counters{}
 	sets := make([]*setRun, o.sets)
 	for i, a := range accounts.Athletes {
@@ -452,6 +462,7 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 				connErr.CompareAndSwap(nil, err)
 				return
 			}
+			s.coach = true
 			coachSocks[ci] = s
 		}()
 	}
@@ -609,9 +620,13 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 	}
 	rep.FramesInPerS = float64(c.framesIn.Load()) / elapsed.Seconds()
 	rep.FramesOutPerS = float64(c.framesOut.Load()) / elapsed.Seconds()
+	rep.CoachFramesS = float64(c.coachFramesOut.Load()) / elapsed.Seconds()
 	rep.MsgsOutPerS = float64(c.messagesOut.Load()) / elapsed.Seconds()
 	rep.Nodes = nodes.figures()
 	for _, n := range rep.Nodes {
+		if n.Role == "watched" {
+			continue
+		}
 		rep.ServerCPU += n.CPU
 		rep.ServerRSSMiB += n.RSSMiB
 	}
@@ -641,6 +656,7 @@ type jsonReport struct {
 	Latency       map[string]map[string]float64 `json:"latency_ms"`
 	FramesInPerS  float64                       `json:"frames_in_per_s"`
 	FramesOutPerS float64                       `json:"frames_out_per_s"`
+	CoachFramesS  float64                       `json:"coach_frames_out_per_s"` // of those, to the coaches' sockets
 	MsgsOutPerS   float64                       `json:"messages_out_per_s"`
 	ServerCPU     float64                       `json:"server_cpu_cores"`   // every node's, summed
 	ServerRSSMiB  float64                       `json:"server_rss_max_mib"` // every node's peak, summed
@@ -674,10 +690,10 @@ func (r *jsonReport) print(w *os.File) {
 		}
 		fmt.Fprintf(w, "  %-20s n=%-7.0f p50=%7.2f  p99=%7.2f  p99.9=%7.2f  max=%8.2f ms\n", k, s["n"], s["p50"], s["p99"], s["p99.9"], s["max"])
 	}
-	fmt.Fprintf(w, "  frames/s in %.0f, out %.0f (in %.0f messages/s); server CPU %.2f cores, RSS max %.0f MiB; loadgen CPU %.2f cores\n",
-		r.FramesInPerS, r.FramesOutPerS, r.MsgsOutPerS, r.ServerCPU, r.ServerRSSMiB, r.LoadgenCPU)
+	fmt.Fprintf(w, "  frames/s in %.0f, out %.0f (to coaches %.0f; in %.0f messages/s); server CPU %.2f cores, RSS max %.0f MiB; loadgen CPU %.2f cores\n",
+		r.FramesInPerS, r.FramesOutPerS, r.CoachFramesS, r.MsgsOutPerS, r.ServerCPU, r.ServerRSSMiB, r.LoadgenCPU)
 	for _, n := range r.Nodes {
-		fmt.Fprintf(w, "    node %s (%s, pid %d): CPU %.2f cores, RSS max %.0f MiB\n", n.Addr, n.Role, n.PID, n.CPU, n.RSSMiB)
+		fmt.Fprintf(w, "    node %s (%s, pid %d): CPU %.2f cores, RSS max %.0f MiB, I/O %.0f KiB/s read, %.0f KiB/s written\n", n.Addr, n.Role, n.PID, n.CPU, n.RSSMiB, n.ReadKiBs, n.WriteKiBs)
 	}
 	if len(r.Owners) > 0 {
 		fmt.Fprintf(w, "  set leases at the end, per holding node: %v\n", r.Owners)

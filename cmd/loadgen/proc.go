@@ -132,6 +132,8 @@ type nodeWatch struct {
 	pid        int
 	cpu0, cpu  float64
 	peak       int64
+	io0, io    [2]int64 // bytes read and written (rchar, wchar: sockets included)
+	secs       float64
 }
 
 // nodeFigures is one node's share of a run.
@@ -141,6 +143,10 @@ type nodeFigures struct {
 	PID    int     `json:"pid"`
 	CPU    float64 `json:"cpu_cores"`
 	RSSMiB float64 `json:"rss_max_mib"`
+	// Bytes through read/write calls (sockets included), per second: for the
+	// NATS server, the bus traffic both ways.
+	ReadKiBs  float64 `json:"read_kib_per_s"`
+	WriteKiBs float64 `json:"write_kib_per_s"`
 }
 
 func serverNodes(athletes, coaches string) nodes {
@@ -171,7 +177,7 @@ func serverNodes(athletes, coaches string) nodes {
 func (ns nodes) begin() {
 	for _, n := range ns {
 		st, _ := readProc(n.pid)
-		n.cpu0, n.peak = st.cpu, st.rss
+		n.cpu0, n.peak, n.io0 = st.cpu, st.rss, readIO(n.pid)
 	}
 }
 
@@ -194,13 +200,39 @@ func (ns nodes) end(elapsed time.Duration) {
 	for _, n := range ns {
 		st, _ := readProc(n.pid)
 		n.cpu = (st.cpu - n.cpu0) / elapsed.Seconds()
+		n.io, n.secs = readIO(n.pid), elapsed.Seconds()
 	}
 }
 
 func (ns nodes) figures() []nodeFigures {
 	out := []nodeFigures{}
 	for _, n := range ns {
-		out = append(out, nodeFigures{Addr: n.addr, Role: n.role, PID: n.pid, CPU: n.cpu, RSSMiB: float64(n.peak) / (1 << 20)})
+		f := nodeFigures{Addr: n.addr, Role: n.role, PID: n.pid, CPU: n.cpu, RSSMiB: float64(n.peak) / (1 << 20)}
+		if n.secs > 0 {
+			f.ReadKiBs, f.WriteKiBs = float64(n.io[0]-n.io0[0])/1024/n.secs, float64(n.io[1]-n.io0[1])/1024/n.secs
+		}
+		out = append(out, f)
 	}
 	return out
+}
+
+// readIO is a process's bytes read and written through read/write calls
+// (/proc/PID/io: rchar, wchar), zero when they cannot be read.
+func readIO(pid int) [2]int64 {
+	var io [2]int64
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return io
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "rchar":
+			io[0] = n
+		case "wchar":
+			io[1] = n
+		}
+	}
+	return io
 }
