@@ -250,6 +250,9 @@ type setRun struct {
 type counters struct {
 	framesIn, framesOut, messagesOut atomic.Int64 // in: to the server; out: from it
 	coachFramesOut                   atomic.Int64
+	cuesSent                         atomic.Int64
+	codesMu                          sync.Mutex
+	codes                            map[string]int64 // error frames by code
 	gaps, dups, errorFrames, resyncs atomic.Int64
 	firstErr                         atomic.Value
 	open                             atomic.Int64
@@ -373,6 +376,12 @@ func (s *sock) read(handle func(at time.Time, f *frame)) {
 			case f.Type == "error":
 				s.c.errorFrames.Add(1)
 				s.c.firstErr.CompareAndSwap(nil, fmt.Sprintf("error frame: %s %s", f.Code, f.Message))
+				s.c.codesMu.Lock()
+				if s.c.codes == nil {
+					s.c.codes = map[string]int64{}
+				}
+				s.c.codes[f.Code]++
+				s.c.codesMu.Unlock()
 			}
 			handle(at, &f)
 		}
@@ -633,13 +642,15 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 	rep.LoadgenCPU = (self1.cpu - self0.cpu) / elapsed.Seconds()
 	rep.Gaps, rep.Duplicates, rep.ErrorFrames, rep.Resyncs = c.gaps.Load(), c.dups.Load(), c.errorFrames.Load(), c.resyncs.Load()
 	rep.FirstError, _ = c.firstErr.Load().(string)
+	rep.ErrorCodes = c.codes
+	rep.CuesSent = c.cuesSent.Load()
 	rep.Acked = len(acked)
 	if !o.relay {
 		if err := checkStored(ctx, setIDs, acked, rep); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen: the storage check failed:", err)
 		}
 	}
-	rep.OK = rep.Gaps == 0 && rep.Duplicates == 0 && rep.ErrorFrames == 0 && rep.Closed == 0 && (o.relay || (rep.Checked && rep.Missing == 0))
+	rep.OK = rep.Gaps == 0 && rep.Duplicates == 0 && rep.ErrorFrames == 0 && rep.Closed == 0 && (o.relay || (rep.Checked && rep.Missing == 0 && rep.CueDuplicates == 0 && rep.CuesDistinct <= rep.CuesSent))
 	return rep, nil
 }
 
@@ -668,13 +679,21 @@ type jsonReport struct {
 	Resyncs       int64                         `json:"resync_snapshots"` // snapshots after a socket's first of a set (a new epoch, a gap seen by a node)
 	ErrorFrames   int64                         `json:"error_frames"`
 	FirstError    string                        `json:"first_error,omitempty"`
-	Closed        int64                         `json:"sockets_closed_early"`
-	Acked         int                           `json:"acked_events"`
-	Unacked       int                           `json:"unacked_at_end"`
-	StoredOnce    int                           `json:"acked_stored_once"`
-	Missing       int                           `json:"acked_not_stored_once"`
-	Checked       bool                          `json:"storage_checked"`
-	OK            bool                          `json:"ok"`
+	ErrorCodes    map[string]int64              `json:"error_codes,omitempty"`
+	// Coaches' cue.send frames: each is sent once (no event_id, never
+	// resent) with a text unique within its set, so each must be stored at
+	// most once — exactly once unless an error frame refused it.
+	CuesSent      int64 `json:"cues_sent"`
+	CuesStored    int64 `json:"cues_stored"`
+	CuesDistinct  int64 `json:"cues_stored_distinct"`
+	CueDuplicates int64 `json:"cues_stored_twice"` // stored rows beyond the first of one cue.send
+	Closed        int64 `json:"sockets_closed_early"`
+	Acked         int   `json:"acked_events"`
+	Unacked       int   `json:"unacked_at_end"`
+	StoredOnce    int   `json:"acked_stored_once"`
+	Missing       int   `json:"acked_not_stored_once"`
+	Checked       bool  `json:"storage_checked"`
+	OK            bool  `json:"ok"`
 }
 
 func (r *jsonReport) print(w *os.File) {
@@ -700,10 +719,11 @@ func (r *jsonReport) print(w *os.File) {
 	}
 	fmt.Fprintf(w, "  gaps %d, duplicates %d, resync snapshots %d, error frames %d, sockets closed early %d\n", r.Gaps, r.Duplicates, r.Resyncs, r.ErrorFrames, r.Closed)
 	if r.FirstError != "" {
-		fmt.Fprintf(w, "  first error: %s\n", r.FirstError)
+		fmt.Fprintf(w, "  first error: %s; error frames by code: %v\n", r.FirstError, r.ErrorCodes)
 	}
 	if r.Checked {
 		fmt.Fprintf(w, "  acked events %d: stored exactly once %d, not %d; unacknowledged at the end %d\n", r.Acked, r.StoredOnce, r.Missing, r.Unacked)
+		fmt.Fprintf(w, "  coach cues sent %d, stored %d (distinct %d, stored twice %d)\n", r.CuesSent, r.CuesStored, r.CuesDistinct, r.CueDuplicates)
 	}
 	fmt.Fprintf(w, "  ok: %v\n", r.OK)
 }
@@ -777,6 +797,7 @@ func coachDriver(ctx context.Context, s *sock, sets []*setRun, cueEvery time.Dur
 		if s.send(fmt.Appendf(nil, `{"type":"cue.send","set_id":%q,"text":"Ribs down #%d"}`, set.id, n)) != nil {
 			return
 		}
+		s.c.cuesSent.Add(1)
 		t.Reset(gap/2 + rand.N(gap)) // about gap on average
 	}
 }
@@ -883,6 +904,10 @@ func checkStored(ctx context.Context, setIDs, acked []string, rep *jsonReport) e
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	if err := conn.QueryRow(ctx, `SELECT count(*), count(DISTINCT (set_id, text)) FROM set_events WHERE set_id = ANY($1::uuid[]) AND type = 'cue.send' AND text LIKE 'Ribs down #%'`, setIDs).Scan(&rep.CuesStored, &rep.CuesDistinct); err != nil {
+		return err
+	}
+	rep.CueDuplicates = rep.CuesStored - rep.CuesDistinct
 	rows, err = conn.Query(ctx, `SELECT coalesce(node_id::text, 'released'), count(*) FROM set_leases WHERE set_id = ANY($1::uuid[]) GROUP BY 1`, setIDs)
 	if err != nil {
 		return err
