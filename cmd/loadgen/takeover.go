@@ -56,6 +56,7 @@ type takeoverOptions struct {
 	retryEvery time.Duration
 	jsonOut    bool
 	keepLogs   bool
+	term       bool // SIGTERM (a hand-over) instead of SIGKILL
 }
 
 func takeoverMain(args []string) {
@@ -70,8 +71,16 @@ func takeoverMain(args []string) {
 	fs.DurationVar(&o.retryEvery, "retry-every", 50*time.Millisecond, "how often the athlete subscribes again while the set is unavailable")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the nodes' logs (else kept only when something failed)")
+	sig := fs.String("signal", "kill", "how the owner node is stopped: kill (SIGKILL: its lease lapses) or term (SIGTERM: it hands its sets over; the athlete reconnects when its socket closes)")
 	_ = fs.Parse(args)
 	o.addrs = [2]string{*a, *b}
+	switch *sig {
+	case "kill":
+	case "term":
+		o.term = true
+	default:
+		fail(errors.New("-signal is kill or term"))
+	}
 	if o.runs < 1 || o.runs > 200 || o.runTimeout < 10*time.Second || o.runTimeout > 5*time.Minute || o.retryEvery < 10*time.Millisecond || *a == *b {
 		fail(errors.New("-runs 1–200, -run-timeout 10s–5m, -retry-every at least 10ms, two different addresses"))
 	}
@@ -264,7 +273,8 @@ func (cl *cluster) stopAll() {
 
 // takeoverRun is what one kill measured.
 type takeoverRun struct {
-	Killed        int     `json:"killed_node"` // 1 or 2
+	Killed        int     `json:"killed_node"`                          // 1 or 2
+	ClosedMs      float64 `json:"signal_to_socket_closed_ms,omitempty"` // -signal term: when the athlete's socket was closed
 	LeaseLeftMs   float64 `json:"lease_left_ms"`
 	SnapshotMs    float64 `json:"kill_to_snapshot_ms"`
 	AckMs         float64 `json:"kill_to_first_ack_ms"`
@@ -285,15 +295,23 @@ type takeoverReport struct {
 	Addrs     [2]string                     `json:"addrs"`
 	Logs      string                        `json:"logs,omitempty"`
 	Completed int                           `json:"completed"`
+	Signal    string                        `json:"signal"`
 	OK        bool                          `json:"ok"`
 }
 
 func (r *takeoverReport) print(w io.Writer) {
-	fmt.Fprintf(w, "takeover after SIGKILL: %d runs (%d completed), nodes %s and %s over %s; load average %s → %s\n",
-		len(r.Runs), r.Completed, r.Addrs[0], r.Addrs[1], r.NATS, r.LoadAvg[0], r.LoadAvg[1])
+	how := "SIGKILL"
+	if r.Signal == "term" {
+		how = "SIGTERM"
+	}
+	fmt.Fprintf(w, "takeover after %s: %d runs (%d completed), nodes %s and %s over %s; load average %s → %s\n",
+		how, len(r.Runs), r.Completed, r.Addrs[0], r.Addrs[1], r.NATS, r.LoadAvg[0], r.LoadAvg[1])
 	for i, x := range r.Runs {
 		fmt.Fprintf(w, "  run %2d: killed node %d  lease left %5.0f ms  kill→snapshot %6.0f ms  kill→ack %6.0f ms  unavailable ×%d (slowest answer %.0f ms)  acked %d stored once %v",
 			i+1, x.Killed, x.LeaseLeftMs, x.SnapshotMs, x.AckMs, x.Unavailable, x.AnswerMs, x.Acked, x.StoredOnce)
+		if x.ClosedMs > 0 {
+			fmt.Fprintf(w, "  (socket closed after %.0f ms)", x.ClosedMs)
+		}
 		if x.Problem != "" {
 			fmt.Fprintf(w, "  PROBLEM: %s", x.Problem)
 		}
@@ -316,7 +334,10 @@ func runTakeover(ctx context.Context, o takeoverOptions) (rep *takeoverReport, e
 		return nil, err
 	}
 	cl := &cluster{o: o, dir: dir}
-	rep = &takeoverReport{NATS: o.natsURL, Addrs: o.addrs, LoadAvg: [2]string{loadAvg(), ""}}
+	rep = &takeoverReport{NATS: o.natsURL, Addrs: o.addrs, LoadAvg: [2]string{loadAvg(), ""}, Signal: "kill"}
+	if o.term {
+		rep.Signal = "term"
+	}
 	defer func() {
 		cl.stopAll()
 		rep.LoadAvg[1] = loadAvg()
@@ -439,15 +460,38 @@ func (cl *cluster) once(ctx context.Context, db *pgx.Conn, i int, setID, token s
 		return nil, -1, fmt.Errorf("the owner's node row: %w", err)
 	}
 	killed := time.Now()
-	if err := v.cmd.Process.Kill(); err != nil {
+	sig := syscall.SIGKILL
+	if cl.o.term {
+		sig = syscall.SIGTERM
+	}
+	if err := v.cmd.Process.Signal(sig); err != nil {
 		return nil, -1, err
 	}
 	x.LeaseLeftMs = left*1000 - ms(killed.Sub(asked)) // from the kill on
-	_ = s.conn.Close()
-	select {
-	case <-v.done:
-	case <-ctx.Done():
-		return x, victim, ctx.Err()
+	// Wait for the node to be gone before it is started again.
+	defer func() {
+		select {
+		case <-v.done:
+		case <-time.After(30 * time.Second):
+			_ = v.cmd.Process.Kill()
+			<-v.done
+		}
+	}()
+	if cl.o.term {
+		// A phone reconnects when the server closes its socket (1001).
+		for {
+			if _, err := ts.next(); err != nil {
+				break
+			}
+		}
+		x.ClosedMs = ms(time.Since(killed))
+	} else {
+		_ = s.conn.Close()
+		select {
+		case <-v.done:
+		case <-ctx.Done():
+			return x, victim, ctx.Err()
+		}
 	}
 	s2, err := dial(survivor.addr, token, c)
 	if err != nil {
