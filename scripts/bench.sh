@@ -175,8 +175,8 @@ PY
 	echo
 	echo "## GET /v1/exercises/hip-thrust (authenticated), vegeta, $HTTP_DURATION each"
 	echo
-	echo "First \\`vegeta attack -rate=0 -max-workers=50\\` (as fast as 50 workers go; load average $HTTP_LOAD),"
-	echo "then \\`-rate=$half\\` (half the throughput reached; load average $HTTP_LOAD_HALF). Target: ≥ 10,000 req/s, p99 < 20 ms at half."
+	echo "First \`vegeta attack -rate=0 -max-workers=50\` (as fast as 50 workers go; load average $HTTP_LOAD),"
+	echo "then \`-rate=$half\` (half the throughput reached; load average $HTTP_LOAD_HALF). Target: ≥ 10,000 req/s, p99 < 20 ms at half."
 	echo
 	echo '```'
 	echo "$HTTP"
