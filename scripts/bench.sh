@@ -5,9 +5,15 @@
 # of the exercise library under vegeta (full speed, then half that rate). Writes docs/benchmarks.md
 # (the generated part; the hand-measured figures stay in docs/benchmarks-notes.md).
 #
+# Then, when NATS answers on BENCH_NATS_URL, the same gym floor on two nodes of a
+# cluster (athletes' sockets on one, coaches' on the other) and the takeover of a
+# set whose owner node is killed with SIGKILL (`loadgen takeover`).
+#
 # Settings: BENCH_SETS (default 1000), BENCH_DURATION (default 60s),
 # BENCH_DB (default repcue_bench, created on the PostgreSQL `repcue devdb` finds),
-# BENCH_HTTP_DURATION (default 15s, each of the two GET runs).
+# BENCH_HTTP_DURATION (default 15s, each of the two GET runs),
+# BENCH_NATS_URL (default nats://127.0.0.1:4222; empty: no two-node steps),
+# BENCH_TAKEOVER_RUNS (default 5, about 7 s each; 0: none).
 # Loopback only; everything it starts it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +22,11 @@ DURATION=${BENCH_DURATION:-60s}
 DB=${BENCH_DB:-repcue_bench}
 OUT=docs/benchmarks.md
 WORK=$(mktemp -d)
-trap 'kill $SERVER 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $SERVER $NODES 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 SERVER=
+NODES=
+NATS_URL=${BENCH_NATS_URL-nats://127.0.0.1:4222}
+TAKEOVER_RUNS=${BENCH_TAKEOVER_RUNS:-5}
 
 go build -o "$WORK/repcue" ./cmd/repcue
 go build -o "$WORK/loadgen" ./cmd/loadgen
@@ -65,6 +74,30 @@ HTTP=$($VEGETA report "$WORK/full.bin" | sed 's/^/    /')
 HTTP_HALF=$($VEGETA report "$WORK/half.bin" | sed 's/^/    /')
 kill $SERVER; wait $SERVER 2>/dev/null || true; SERVER=
 
+# Two nodes of a cluster over NATS: the athletes' sockets on one, the coaches'
+# on the other, so every broadcast frame a coach sees crosses NATS.
+CLUSTER=
+if [ -n "$NATS_URL" ]; then
+	hostport=${NATS_URL#nats://}
+	if (exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}") 2>/dev/null; then CLUSTER=1; else echo "== no NATS at $NATS_URL: no two-node steps" >&2; fi
+fi
+if [ -n "$CLUSTER" ]; then
+	echo "== repcue on two nodes, $SETS sets for $DURATION" >&2
+	for port in 18183 18184; do
+		env -u REPCUE_PPROF_ADDR REPCUE_NATS_URL="$NATS_URL" REPCUE_ADDR=127.0.0.1:$port "$WORK/repcue" serve > "$WORK/node-$port.log" 2>&1 &
+		NODES="$NODES $!"
+	done
+	for port in 18183 18184; do
+		for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null && break; sleep 0.2; done
+	done
+	"$WORK/loadgen" -addr 127.0.0.1:18183 -coach-addr 127.0.0.1:18184 -repcue "$WORK/repcue" -sets "$SETS" -duration "$DURATION" -json > "$WORK/two.json"
+	kill $NODES; wait $NODES 2>/dev/null || true; NODES=
+	if [ "$TAKEOVER_RUNS" -gt 0 ]; then
+		echo "== takeover after SIGKILL, $TAKEOVER_RUNS runs" >&2
+		"$WORK/loadgen" takeover -runs "$TAKEOVER_RUNS" -repcue "$WORK/repcue" -addr 127.0.0.1:18185 -addr2 127.0.0.1:18186 -nats "$NATS_URL" -json > "$WORK/takeover.json" || true
+	fi
+fi
+
 row() { # name file
 	python3 - "$1" "$2" <<'PY'
 import json, sys
@@ -100,6 +133,33 @@ PY
 	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 	row relay "$WORK/relay.json"
 	row repcue "$WORK/repcue.json"
+	if [ -s "$WORK/two.json" ]; then
+		row "repcue, 2 nodes" "$WORK/two.json"
+		echo
+		echo "Two nodes: athletes' sockets on one node, coaches' on the other (\`loadgen -addr A -coach-addr B\`), over NATS at $NATS_URL;"
+		echo "server CPU and RSS are both nodes' summed: $(python3 -c "import json;print(', '.join('%s %s %.2f cores %.0f MiB' % (n['addr'], n['role'], n['cpu_cores'], n['rss_max_mib']) for n in json.load(open('$WORK/two.json'))['nodes']))")."
+	fi
+	if [ -s "$WORK/takeover.json" ]; then
+		echo
+		echo "## Takeover after SIGKILL of a set's owner node ($TAKEOVER_RUNS runs)"
+		echo
+		echo "\`loadgen takeover -runs $TAKEOVER_RUNS\`: an athlete at \`top\` on one node, its owner node killed with SIGKILL, the athlete"
+		echo "subscribing again through the other node every 50 ms until a snapshot of a new epoch, then a phase acknowledged (lease: 5 s)."
+		echo
+		python3 - "$WORK/takeover.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s = r.get("summary_ms") or {}
+def q(k):
+    v = s.get(k) or {}
+    return "—" if not v.get("n") else "%.0f / %.0f / %.0f" % (v["min"], v["p50"], v["max"])
+print("| runs completed | lease left at the kill | kill → snapshot | kill → first ack | load avg |")
+print("|---|---|---|---|---|")
+print("| %d of %d | %s | %s | %s | %s |" % (r["completed"], len(r["runs"]), q("lease_left"), q("kill_to_snapshot"), q("kill_to_first_ack"), r["load_average_before_after"][0]))
+print()
+print("ms as min / p50 / max.%s" % ("" if r["ok"] else " Problems: " + "; ".join(x.get("problem", "") for x in r["runs"] if x.get("problem"))))
+PY
+	fi
 	echo
 	echo "## CPU profile of repcue serve under that load (top 25, cumulative)"
 	echo
@@ -115,8 +175,8 @@ PY
 	echo
 	echo "## GET /v1/exercises/hip-thrust (authenticated), vegeta, $HTTP_DURATION each"
 	echo
-	echo "First \\`vegeta attack -rate=0 -max-workers=50\\` (as fast as 50 workers go; load average $HTTP_LOAD),"
-	echo "then \\`-rate=$half\\` (half the throughput reached; load average $HTTP_LOAD_HALF). Target: ≥ 10,000 req/s, p99 < 20 ms at half."
+	echo "First \`vegeta attack -rate=0 -max-workers=50\` (as fast as 50 workers go; load average $HTTP_LOAD),"
+	echo "then \`-rate=$half\` (half the throughput reached; load average $HTTP_LOAD_HALF). Target: ≥ 10,000 req/s, p99 < 20 ms at half."
 	echo
 	echo '```'
 	echo "$HTTP"

@@ -12,7 +12,8 @@
 //   - ack: from a rep phase leaving the phone to its `ack` (after the commit);
 //
 // as p50/p99/p99.9/max, frames per second each way, the server's CPU and RSS
-// (from /proc of the process listening on -addr), and socket counts. It checks
+// (from /proc of the process listening on -addr, and on -coach-addr when the
+// coaches' sockets go to another node of a cluster), and socket counts. It checks
 // as it goes that every socket sees each set's seq without a gap or a
 // duplicate, and at the end that every acknowledged event is in PostgreSQL
 // exactly once (DATABASE_URL). Accounts come from `repcue seed --load`, which
@@ -21,6 +22,12 @@
 //	loadgen -sets 1000 -duration 1m              # against repcue on 127.0.0.1:8080
 //	loadgen -sets 1000 -duration 1m -relay       # the bare relay, in a child process
 //	loadgen relay -addr 127.0.0.1:18090          # serve the relay by itself
+//	loadgen -addr 127.0.0.1:18301 -coach-addr 127.0.0.1:18302   # two nodes of a cluster
+//	loadgen takeover -runs 20                    # kill -9 a set's owner node, time the takeover (takeover.go)
+//
+// Athletes subscribe first, and the coaches once every athlete has its
+// snapshot: a set's first command reaches the athlete's node, which so takes
+// the set's lease (DESIGN.md §7), and only the fan-out to coaches crosses NATS.
 //
 // It only talks to loopback addresses, and stops by itself.
 package main
@@ -59,11 +66,14 @@ const (
 )
 
 type options struct {
-	addr, accounts, repcue string
-	sets, coachEvery       int
-	duration, cueEvery     time.Duration
-	relay, jsonOut         bool
-	relayAddr              string
+	addr, coachAddr    string
+	accounts, repcue   string
+	sets, coachEvery   int
+	duration, cueEvery time.Duration
+	relay, jsonOut     bool
+	relayAddr          string
+	seedEnv            []string // the environment of `repcue seed --load` (nil: this process's)
+	watchPID           int      // another process to report (the NATS server)
 }
 
 func main() {
@@ -76,8 +86,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "takeover" {
+		takeoverMain(os.Args[2:])
+		return
+	}
 	var o options
-	flag.StringVar(&o.addr, "addr", "127.0.0.1:8080", "the repcue server (loopback only)")
+	flag.StringVar(&o.addr, "addr", "127.0.0.1:8080", "the repcue server (loopback only); the athletes' node of a cluster")
+	flag.StringVar(&o.coachAddr, "coach-addr", "", "the node the coaches' sockets go to (loopback only; default: -addr)")
 	flag.IntVar(&o.sets, "sets", 100, "live sets (an athlete socket each)")
 	flag.IntVar(&o.coachEvery, "coach-every", 10, "one coach socket per this many sets, watching all of them")
 	flag.DurationVar(&o.duration, "duration", time.Minute, "how long the sets run (at most 30m)")
@@ -87,7 +102,14 @@ func main() {
 	flag.BoolVar(&o.relay, "relay", false, "drive the bare relay instead (started as a child process on -relay-addr)")
 	flag.StringVar(&o.relayAddr, "relay-addr", "127.0.0.1:18090", "the relay's address with -relay")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+	flag.IntVar(&o.watchPID, "watch-pid", 0, "another process whose CPU, RSS and I/O bytes to report, e.g. the NATS server's (0: none)")
 	flag.Parse()
+	if o.coachAddr == "" {
+		o.coachAddr = o.addr
+	}
+	if o.relay && o.coachAddr != o.addr {
+		fail(errors.New("-coach-addr needs repcue nodes: the relay is one process (-relay-addr)"))
+	}
 	if o.sets < 1 || o.sets > 20000 || o.coachEvery < 1 || o.coachEvery > 100 || o.duration <= 0 || o.duration > 30*time.Minute || o.cueEvery < 100*time.Millisecond {
 		fail(errors.New("-sets 1–20000, -coach-every 1–100, -duration up to 30m, -cue-every at least 100ms"))
 	}
@@ -158,6 +180,7 @@ func provision(o options) (accountsFile, time.Duration, error) {
 		defer os.RemoveAll(dir)
 		path = dir + "/accounts.json"
 		cmd := exec.Command(o.repcue, "seed", "--load", fmt.Sprint(o.sets), "--coach-every", fmt.Sprint(o.coachEvery), "--out", path)
+		cmd.Env = o.seedEnv
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
@@ -226,17 +249,23 @@ type setRun struct {
 
 type counters struct {
 	framesIn, framesOut, messagesOut atomic.Int64 // in: to the server; out: from it
-	gaps, dups, errorFrames          atomic.Int64
+	coachFramesOut                   atomic.Int64
+	cuesSent                         atomic.Int64
+	codesMu                          sync.Mutex
+	codes                            map[string]int64 // error frames by code
+	gaps, dups, errorFrames, resyncs atomic.Int64
 	firstErr                         atomic.Value
 	open                             atomic.Int64
 }
 
 // sock is one WebSocket connection of the load generator.
 type sock struct {
-	conn *websocket.Conn
-	wmu  sync.Mutex
-	c    *counters
-	last map[string]int64 // set → last seq seen (reader only)
+	conn  *websocket.Conn
+	wmu   sync.Mutex
+	c     *counters
+	last  map[string]int64 // set → last seq seen (reader only)
+	snap  map[string]bool  // sets this socket had a snapshot of (reader only)
+	coach bool
 }
 
 func (s *sock) send(b []byte) error {
@@ -265,7 +294,7 @@ func dial(addr, token string, c *counters) (*sock, error) {
 		return nil, err
 	}
 	c.open.Add(1)
-	return &sock{conn: conn, c: c, last: map[string]int64{}}, nil
+	return &sock{conn: conn, c: c, last: map[string]int64{}, snap: map[string]bool{}}, nil
 }
 
 // frame is what the load generator reads of a server frame.
@@ -273,6 +302,7 @@ type frame struct {
 	Type    string `json:"type"`
 	SetID   string `json:"set_id"`
 	Seq     *int64 `json:"seq"`
+	Epoch   string `json:"epoch"`
 	LastSeq int64  `json:"last_seq"`
 	EventID string `json:"event_id"`
 	Phase   string `json:"phase"` // relay: the forwarded rep.phase
@@ -312,6 +342,9 @@ func (s *sock) read(handle func(at time.Time, f *frame)) {
 				msg = nil
 			}
 			s.c.framesOut.Add(1)
+			if s.coach {
+				s.c.coachFramesOut.Add(1)
+			}
 			if bytes.HasPrefix(line, holdTickPrefix) {
 				continue
 			}
@@ -323,6 +356,12 @@ func (s *sock) read(handle func(at time.Time, f *frame)) {
 			}
 			switch {
 			case f.Type == "snapshot" || f.Type == "replayed":
+				if f.Type == "snapshot" {
+					if s.snap[f.SetID] {
+						s.c.resyncs.Add(1)
+					}
+					s.snap[f.SetID] = true
+				}
 				s.last[f.SetID] = f.LastSeq
 			case f.Seq != nil:
 				last, ok := s.last[f.SetID]
@@ -337,6 +376,12 @@ func (s *sock) read(handle func(at time.Time, f *frame)) {
 			case f.Type == "error":
 				s.c.errorFrames.Add(1)
 				s.c.firstErr.CompareAndSwap(nil, fmt.Sprintf("error frame: %s %s", f.Code, f.Message))
+				s.c.codesMu.Lock()
+				if s.c.codes == nil {
+					s.c.codes = map[string]int64{}
+				}
+				s.c.codes[f.Code]++
+				s.c.codesMu.Unlock()
 			}
 			handle(at, &f)
 		}
@@ -355,18 +400,20 @@ func summarize(d []time.Duration) map[string]float64 {
 }
 
 func run(ctx context.Context, o options) (*jsonReport, error) {
-	target := o.addr
+	target, coachTarget := o.addr, o.coachAddr
 	if o.relay {
-		target = o.relayAddr
+		target, coachTarget = o.relayAddr, o.relayAddr
 	}
-	if err := checkLoopback(target); err != nil {
-		return nil, err
+	for _, a := range []string{target, coachTarget} {
+		if err := checkLoopback(a); err != nil {
+			return nil, err
+		}
 	}
 	nCoaches := (o.sets + o.coachEvery - 1) / o.coachEvery
 	if err := raiseFileLimit(o.sets + nCoaches + 100); err != nil {
 		return nil, err
 	}
-	rep := &jsonReport{Target: "repcue", Sets: o.sets, Sockets: o.sets + nCoaches}
+	rep := &jsonReport{Target: "repcue", Addr: target, CoachAddr: coachTarget, Sets: o.sets, Sockets: o.sets + nCoaches}
 	var accounts accountsFile
 	if o.relay {
 		rep.Target = "relay"
@@ -394,9 +441,9 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 		}
 		rep.Provision = took.Round(time.Millisecond).String()
 	}
-	pid, err := listenerPID(target)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadgen: no server CPU/RSS figures:", err)
+	nodes := serverNodes(target, coachTarget)
+	if o.watchPID > 0 {
+		nodes = append(nodes, &nodeWatch{addr: "-", role: "watched", pid: o.watchPID})
 	}
 	c := &counters{}
 	sets := make([]*setRun, o.sets)
@@ -404,7 +451,11 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 		sets[i] = &setRun{id: a.SetID, sent: map[string]time.Time{}}
 	}
 	// Connect: coaches first (each subscribes to its sets), then athletes.
-	fmt.Fprintf(os.Stderr, "connecting %d sockets to %s (load %s)\n", o.sets+nCoaches, target, loadAvg())
+	if coachTarget == target {
+		fmt.Fprintf(os.Stderr, "connecting %d sockets to %s (load %s)\n", o.sets+nCoaches, target, loadAvg())
+	} else {
+		fmt.Fprintf(os.Stderr, "connecting %d athlete sockets to %s, %d coach sockets to %s (load %s)\n", o.sets, target, nCoaches, coachTarget, loadAvg())
+	}
 	rep.LoadAvg[0] = loadAvg()
 	var wg sync.WaitGroup
 	var connErr atomic.Value
@@ -415,11 +466,12 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			s, err := dial(target, accounts.Coaches[ci].Token, c)
+			s, err := dial(coachTarget, accounts.Coaches[ci].Token, c)
 			if err != nil {
 				connErr.CompareAndSwap(nil, err)
 				return
 			}
+			s.coach = true
 			coachSocks[ci] = s
 		}()
 	}
@@ -458,22 +510,29 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 			cs.read(func(at time.Time, f *frame) { coachFrame(o.relay, byID, at, f) })
 		}()
 	}
+	var athletesIn atomic.Int64 // athlete sockets that have their set's first snapshot
 	for i, as := range athleteSocks {
 		set := sets[i]
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			as.read(func(at time.Time, f *frame) { athleteFrame(o.relay, set, at, f) })
+			first := true
+			as.read(func(at time.Time, f *frame) {
+				if first && f.Type == "snapshot" && f.SetID == set.id {
+					first = false
+					athletesIn.Add(1)
+				}
+				athleteFrame(o.relay, set, at, f)
+			})
 		}()
 	}
-	// Subscribe everyone.
+	// Subscribe everyone: the athletes first, so that each set's owner is the
+	// node of its athlete's socket (the first command of a set claims it),
+	// then, once every athlete has its snapshot, the coaches.
 	subscribe := func(s *sock, setID string) error {
 		return s.send(fmt.Appendf(nil, `{"type":"subscribe","set_id":%q}`, setID))
 	}
 	for i, set := range sets {
-		if err := subscribe(set.coach, set.id); err != nil {
-			return nil, err
-		}
 		if err := subscribe(set.athlete, set.id); err != nil {
 			return nil, err
 		}
@@ -481,11 +540,25 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 			time.Sleep(20 * time.Millisecond) // a few hundred subscriptions at a time
 		}
 	}
+	for deadline := time.Now().Add(time.Minute); athletesIn.Load() < int64(o.sets); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "loadgen: only %d of %d athletes had a snapshot after a minute; going on\n", athletesIn.Load(), o.sets)
+			break
+		}
+	}
+	for i, set := range sets {
+		if err := subscribe(set.coach, set.id); err != nil {
+			return nil, err
+		}
+		if i%200 == 199 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	time.Sleep(time.Second)
 	// Run.
 	runCtx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
-	before, _ := readProc(pid)
+	nodes.begin()
 	self0, _ := readProc(os.Getpid())
 	start := time.Now()
 	var drivers sync.WaitGroup
@@ -503,7 +576,6 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 		drivers.Add(1)
 		go func() { defer drivers.Done(); coachDriver(runCtx, cs, mine, o.cueEvery) }()
 	}
-	var peakRSS atomic.Int64
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
@@ -516,13 +588,12 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 			case <-runCtx.Done():
 				return
 			case now := <-t.C:
-				st, _ := readProc(pid)
-				peakRSS.Store(max(peakRSS.Load(), st.rss))
+				rss := nodes.sample()
 				in, out := c.framesIn.Load(), c.framesOut.Load()
 				secs := now.Sub(lastAt).Seconds()
-				fmt.Fprintf(os.Stderr, "%5.0fs  open %d  in %.0f/s  out %.0f/s  server rss %.0f MiB  gaps %d dups %d errors %d  load %s\n",
+				fmt.Fprintf(os.Stderr, "%5.0fs  open %d  in %.0f/s  out %.0f/s  server rss %s MiB  gaps %d dups %d resyncs %d errors %d  load %s\n",
 					now.Sub(start).Seconds(), c.open.Load(), float64(in-lastIn)/secs, float64(out-lastOut)/secs,
-					float64(st.rss)/(1<<20), c.gaps.Load(), c.dups.Load(), c.errorFrames.Load(), loadAvg())
+					rss, c.gaps.Load(), c.dups.Load(), c.resyncs.Load(), c.errorFrames.Load(), loadAvg())
 				lastIn, lastOut, lastAt = in, out, now
 				rep.PeakOpen = max(rep.PeakOpen, c.open.Load())
 			}
@@ -530,10 +601,9 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 	}()
 	drivers.Wait()
 	elapsed := time.Since(start)
-	after, _ := readProc(pid)
+	nodes.end(elapsed)
 	self1, _ := readProc(os.Getpid())
 	<-progressDone
-	peakRSS.Store(max(peakRSS.Load(), after.rss))
 	time.Sleep(2 * time.Second) // the last acks
 	rep.Closed = int64(o.sets+nCoaches) - c.open.Load()
 	closeAll(coachSocks, athleteSocks)
@@ -559,24 +629,35 @@ func run(ctx context.Context, o options) (*jsonReport, error) {
 	}
 	rep.FramesInPerS = float64(c.framesIn.Load()) / elapsed.Seconds()
 	rep.FramesOutPerS = float64(c.framesOut.Load()) / elapsed.Seconds()
+	rep.CoachFramesS = float64(c.coachFramesOut.Load()) / elapsed.Seconds()
 	rep.MsgsOutPerS = float64(c.messagesOut.Load()) / elapsed.Seconds()
-	rep.ServerCPU = (after.cpu - before.cpu) / elapsed.Seconds()
-	rep.ServerRSSMiB = float64(peakRSS.Load()) / (1 << 20)
+	rep.Nodes = nodes.figures()
+	for _, n := range rep.Nodes {
+		if n.Role == "watched" {
+			continue
+		}
+		rep.ServerCPU += n.CPU
+		rep.ServerRSSMiB += n.RSSMiB
+	}
 	rep.LoadgenCPU = (self1.cpu - self0.cpu) / elapsed.Seconds()
-	rep.Gaps, rep.Duplicates, rep.ErrorFrames = c.gaps.Load(), c.dups.Load(), c.errorFrames.Load()
+	rep.Gaps, rep.Duplicates, rep.ErrorFrames, rep.Resyncs = c.gaps.Load(), c.dups.Load(), c.errorFrames.Load(), c.resyncs.Load()
 	rep.FirstError, _ = c.firstErr.Load().(string)
+	rep.ErrorCodes = c.codes
+	rep.CuesSent = c.cuesSent.Load()
 	rep.Acked = len(acked)
 	if !o.relay {
 		if err := checkStored(ctx, setIDs, acked, rep); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen: the storage check failed:", err)
 		}
 	}
-	rep.OK = rep.Gaps == 0 && rep.Duplicates == 0 && rep.ErrorFrames == 0 && rep.Closed == 0 && (o.relay || (rep.Checked && rep.Missing == 0))
+	rep.OK = rep.Gaps == 0 && rep.Duplicates == 0 && rep.ErrorFrames == 0 && rep.Closed == 0 && (o.relay || (rep.Checked && rep.Missing == 0 && rep.CueDuplicates == 0 && rep.CuesDistinct <= rep.CuesSent))
 	return rep, nil
 }
 
 type jsonReport struct {
 	Target        string                        `json:"target"`
+	Addr          string                        `json:"addr"`       // the athletes' sockets
+	CoachAddr     string                        `json:"coach_addr"` // the coaches' sockets
 	Sets          int                           `json:"sets"`
 	Sockets       int                           `json:"sockets"`
 	PeakOpen      int64                         `json:"peak_open_sockets"`
@@ -586,25 +667,38 @@ type jsonReport struct {
 	Latency       map[string]map[string]float64 `json:"latency_ms"`
 	FramesInPerS  float64                       `json:"frames_in_per_s"`
 	FramesOutPerS float64                       `json:"frames_out_per_s"`
+	CoachFramesS  float64                       `json:"coach_frames_out_per_s"` // of those, to the coaches' sockets
 	MsgsOutPerS   float64                       `json:"messages_out_per_s"`
-	ServerCPU     float64                       `json:"server_cpu_cores"`
-	ServerRSSMiB  float64                       `json:"server_rss_max_mib"`
+	ServerCPU     float64                       `json:"server_cpu_cores"`   // every node's, summed
+	ServerRSSMiB  float64                       `json:"server_rss_max_mib"` // every node's peak, summed
+	Nodes         []nodeFigures                 `json:"nodes"`
+	Owners        map[string]int                `json:"set_owners,omitempty"` // node id → sets whose lease it holds at the end
 	LoadgenCPU    float64                       `json:"loadgen_cpu_cores"`
 	Gaps          int64                         `json:"gaps"`
 	Duplicates    int64                         `json:"duplicates"`
+	Resyncs       int64                         `json:"resync_snapshots"` // snapshots after a socket's first of a set (a new epoch, a gap seen by a node)
 	ErrorFrames   int64                         `json:"error_frames"`
 	FirstError    string                        `json:"first_error,omitempty"`
-	Closed        int64                         `json:"sockets_closed_early"`
-	Acked         int                           `json:"acked_events"`
-	Unacked       int                           `json:"unacked_at_end"`
-	StoredOnce    int                           `json:"acked_stored_once"`
-	Missing       int                           `json:"acked_not_stored_once"`
-	Checked       bool                          `json:"storage_checked"`
-	OK            bool                          `json:"ok"`
+	ErrorCodes    map[string]int64              `json:"error_codes,omitempty"`
+	// Coaches' cue.send frames: each is sent once (no event_id, never
+	// resent) with a text unique within its set, so each must be stored at
+	// most once — exactly once unless an error frame refused it.
+	CuesSent      int64 `json:"cues_sent"`
+	CuesStored    int64 `json:"cues_stored"`
+	CuesDistinct  int64 `json:"cues_stored_distinct"`
+	CueDuplicates int64 `json:"cues_stored_twice"` // stored rows beyond the first of one cue.send
+	Closed        int64 `json:"sockets_closed_early"`
+	Acked         int   `json:"acked_events"`
+	Unacked       int   `json:"unacked_at_end"`
+	StoredOnce    int   `json:"acked_stored_once"`
+	Missing       int   `json:"acked_not_stored_once"`
+	Checked       bool  `json:"storage_checked"`
+	OK            bool  `json:"ok"`
 }
 
 func (r *jsonReport) print(w *os.File) {
 	fmt.Fprintf(w, "%s: %d sets, %d sockets (peak open %d) for %s; load average %s → %s\n", r.Target, r.Sets, r.Sockets, r.PeakOpen, r.Duration, r.LoadAvg[0], r.LoadAvg[1])
+	fmt.Fprintf(w, "athletes on %s, coaches on %s\n", r.Addr, r.CoachAddr)
 	if r.Provision != "" {
 		fmt.Fprintf(w, "accounts provisioned in %s\n", r.Provision)
 	}
@@ -615,14 +709,21 @@ func (r *jsonReport) print(w *os.File) {
 		}
 		fmt.Fprintf(w, "  %-20s n=%-7.0f p50=%7.2f  p99=%7.2f  p99.9=%7.2f  max=%8.2f ms\n", k, s["n"], s["p50"], s["p99"], s["p99.9"], s["max"])
 	}
-	fmt.Fprintf(w, "  frames/s in %.0f, out %.0f (in %.0f messages/s); server CPU %.2f cores, RSS max %.0f MiB; loadgen CPU %.2f cores\n",
-		r.FramesInPerS, r.FramesOutPerS, r.MsgsOutPerS, r.ServerCPU, r.ServerRSSMiB, r.LoadgenCPU)
-	fmt.Fprintf(w, "  gaps %d, duplicates %d, error frames %d, sockets closed early %d\n", r.Gaps, r.Duplicates, r.ErrorFrames, r.Closed)
+	fmt.Fprintf(w, "  frames/s in %.0f, out %.0f (to coaches %.0f; in %.0f messages/s); server CPU %.2f cores, RSS max %.0f MiB; loadgen CPU %.2f cores\n",
+		r.FramesInPerS, r.FramesOutPerS, r.CoachFramesS, r.MsgsOutPerS, r.ServerCPU, r.ServerRSSMiB, r.LoadgenCPU)
+	for _, n := range r.Nodes {
+		fmt.Fprintf(w, "    node %s (%s, pid %d): CPU %.2f cores, RSS max %.0f MiB, I/O %.0f KiB/s read, %.0f KiB/s written\n", n.Addr, n.Role, n.PID, n.CPU, n.RSSMiB, n.ReadKiBs, n.WriteKiBs)
+	}
+	if len(r.Owners) > 0 {
+		fmt.Fprintf(w, "  set leases at the end, per holding node: %v\n", r.Owners)
+	}
+	fmt.Fprintf(w, "  gaps %d, duplicates %d, resync snapshots %d, error frames %d, sockets closed early %d\n", r.Gaps, r.Duplicates, r.Resyncs, r.ErrorFrames, r.Closed)
 	if r.FirstError != "" {
-		fmt.Fprintf(w, "  first error: %s\n", r.FirstError)
+		fmt.Fprintf(w, "  first error: %s; error frames by code: %v\n", r.FirstError, r.ErrorCodes)
 	}
 	if r.Checked {
 		fmt.Fprintf(w, "  acked events %d: stored exactly once %d, not %d; unacknowledged at the end %d\n", r.Acked, r.StoredOnce, r.Missing, r.Unacked)
+		fmt.Fprintf(w, "  coach cues sent %d, stored %d (distinct %d, stored twice %d)\n", r.CuesSent, r.CuesStored, r.CuesDistinct, r.CueDuplicates)
 	}
 	fmt.Fprintf(w, "  ok: %v\n", r.OK)
 }
@@ -696,6 +797,7 @@ func coachDriver(ctx context.Context, s *sock, sets []*setRun, cueEvery time.Dur
 		if s.send(fmt.Appendf(nil, `{"type":"cue.send","set_id":%q,"text":"Ribs down #%d"}`, set.id, n)) != nil {
 			return
 		}
+		s.c.cuesSent.Add(1)
 		t.Reset(gap/2 + rand.N(gap)) // about gap on average
 	}
 }
@@ -798,6 +900,26 @@ func checkStored(ctx context.Context, setIDs, acked []string, rep *jsonReport) e
 			return err
 		}
 		stored[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*), count(DISTINCT (set_id, text)) FROM set_events WHERE set_id = ANY($1::uuid[]) AND type = 'cue.send' AND text LIKE 'Ribs down #%'`, setIDs).Scan(&rep.CuesStored, &rep.CuesDistinct); err != nil {
+		return err
+	}
+	rep.CueDuplicates = rep.CuesStored - rep.CuesDistinct
+	rows, err = conn.Query(ctx, `SELECT coalesce(node_id::text, 'released'), count(*) FROM set_leases WHERE set_id = ANY($1::uuid[]) GROUP BY 1`, setIDs)
+	if err != nil {
+		return err
+	}
+	rep.Owners = map[string]int{}
+	for rows.Next() {
+		var node string
+		var n int
+		if err := rows.Scan(&node, &n); err != nil {
+			return err
+		}
+		rep.Owners[node] = n
 	}
 	if err := rows.Err(); err != nil {
 		return err
