@@ -79,6 +79,19 @@ func (f *fixture) clusterNode(t *testing.T, n *natsServer, cfg Config) *Hub {
 	return h
 }
 
+// cluster starts NATS and nodes of cfg on a fresh world; the fixture's hub is the first.
+func cluster(t *testing.T, nodes int, cfg Config) (*fixture, *natsServer, []*Hub) {
+	t.Helper()
+	n := startNATS(t)
+	f := newWorld(t)
+	var hubs []*Hub
+	for range nodes {
+		hubs = append(hubs, f.clusterNode(t, n, cfg))
+	}
+	f.hub = hubs[0]
+	return f, n, hubs
+}
+
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
@@ -185,10 +198,8 @@ func (f *fixture) rep(t *testing.T, a *fakeSocket, st *stream) {
 
 func TestClusterAthleteOnOneNodeCoachesOnTwoOthers(t *testing.T) {
 	t.Parallel()
-	n := startNATS(t)
-	f := newWorld(t)
-	A, B, C := f.clusterNode(t, n, Config{}), f.clusterNode(t, n, Config{}), f.clusterNode(t, n, Config{})
-	f.hub = A
+	f, _, nodes := cluster(t, 3, Config{})
+	A, B, C := nodes[0], nodes[1], nodes[2]
 	a := f.connectTo(A, f.athlete)
 	sa := f.subscribeOn(t, a)
 	b, c := f.connectTo(B, f.coach), f.connectTo(C, f.coach)
@@ -244,10 +255,8 @@ func TestClusterAthleteOnOneNodeCoachesOnTwoOthers(t *testing.T) {
 
 func TestClusterAthleteMovesNodeMidSet(t *testing.T) {
 	t.Parallel()
-	n := startNATS(t)
-	f := newWorld(t)
-	A, B := f.clusterNode(t, n, Config{}), f.clusterNode(t, n, Config{})
-	f.hub = A
+	f, _, nodes := cluster(t, 2, Config{})
+	A, B := nodes[0], nodes[1]
 	a := f.connectTo(A, f.athlete)
 	sa := f.subscribeOn(t, a)
 	coach := f.connectTo(B, f.coach)
@@ -297,11 +306,8 @@ func crash(h *Hub) {
 
 func TestClusterOwnerKilledMidHoldIsTakenOver(t *testing.T) {
 	t.Parallel()
-	n := startNATS(t)
-	f := newWorld(t)
-	cfg := Config{LeaseTTL: time.Second}
-	A, B, C := f.clusterNode(t, n, cfg), f.clusterNode(t, n, cfg), f.clusterNode(t, n, cfg)
-	f.hub = A
+	f, _, nodes := cluster(t, 3, Config{LeaseTTL: time.Second})
+	A, B, C := nodes[0], nodes[1], nodes[2]
 	a := f.connectTo(A, f.athlete)
 	sa := f.subscribeOn(t, a)
 	coach := f.connectTo(C, f.coach)
@@ -426,10 +432,8 @@ func TestClusterPausedOwnerWhoseLeaseLapsedIsFenced(t *testing.T) {
 
 func TestClusterNATSDownAndBack(t *testing.T) {
 	t.Parallel()
-	n := startNATS(t)
-	f := newWorld(t)
-	A, B := f.clusterNode(t, n, Config{}), f.clusterNode(t, n, Config{})
-	f.hub = A
+	f, n, nodes := cluster(t, 2, Config{})
+	A, B := nodes[0], nodes[1]
 	a := f.connectTo(A, f.athlete)
 	sa := f.subscribeOn(t, a)
 	local := f.connectTo(A, f.coach) // a coach on the owner's node
@@ -473,10 +477,8 @@ func TestClusterNATSDownAndBack(t *testing.T) {
 
 func TestClusterSIGTERMHandsSetsOverUnderLoad(t *testing.T) {
 	t.Parallel()
-	n := startNATS(t)
-	f := newWorld(t)
-	cfg := Config{LeaseTTL: time.Minute} // waiting out a lease would fail the test
-	A, B := f.clusterNode(t, n, cfg), f.clusterNode(t, n, cfg)
+	f, _, nodes := cluster(t, 2, Config{LeaseTTL: time.Minute}) // waiting out a lease would fail the test
+	A, B := nodes[0], nodes[1]
 	const sets = 8
 	type lifter struct {
 		p   Principal
@@ -611,10 +613,7 @@ func (f *fixture) liftThroughHandOver(A, B *Hub, p Principal, set domain.Set) er
 
 func TestClusterSocketCapHoldsAcrossNodes(t *testing.T) {
 	t.Parallel()
-	n := startNATS(t)
-	f := newWorld(t)
-	cfg := Config{MaxSockets: 3}
-	nodes := []*Hub{f.clusterNode(t, n, cfg), f.clusterNode(t, n, cfg)}
+	f, _, nodes := cluster(t, 2, Config{MaxSockets: 3})
 	ctx := context.Background()
 	// A burst of sockets of one account through both nodes at once: exactly
 	// the cap gets in.
@@ -656,10 +655,8 @@ func TestClusterSocketCapHoldsAcrossNodes(t *testing.T) {
 
 func TestClusterPerUserNoticesReachEveryNode(t *testing.T) {
 	t.Parallel()
-	n := startNATS(t)
-	f := newWorld(t)
-	A, B := f.clusterNode(t, n, Config{}), f.clusterNode(t, n, Config{})
-	f.hub = A
+	f, _, nodes := cluster(t, 2, Config{})
+	A, B := nodes[0], nodes[1]
 	onB := f.connectTo(B, f.coach) // the coach's tablet, on the node the athlete is not on
 	send(onB, map[string]any{"type": "ping", "client_ts": 1})
 	next(t, onB, "pong")
@@ -709,10 +706,8 @@ func TestClusterPerUserNoticesReachEveryNode(t *testing.T) {
 
 func TestClusterUploadThroughAnotherNode(t *testing.T) {
 	t.Parallel()
-	n := startNATS(t)
-	f := newWorld(t)
-	A, B := f.clusterNode(t, n, Config{}), f.clusterNode(t, n, Config{})
-	f.hub = A
+	f, _, nodes := cluster(t, 2, Config{})
+	A, B := nodes[0], nodes[1]
 	a := f.connectTo(A, f.athlete)
 	sa := f.subscribeOn(t, a) // the set's owner is A
 	start := time.Now().Add(-10 * time.Second)
@@ -734,10 +729,8 @@ func TestClusterUploadThroughAnotherNode(t *testing.T) {
 
 func TestClusterSetMovesToItsAthletesNodeOnce(t *testing.T) {
 	t.Parallel()
-	n := startNATS(t)
-	f := newWorld(t)
-	A, B := f.clusterNode(t, n, Config{}), f.clusterNode(t, n, Config{})
-	f.hub = A
+	f, _, nodes := cluster(t, 2, Config{})
+	A, B := nodes[0], nodes[1]
 	// The coach's tablet subscribes first: its node, B, takes the set.
 	coach := f.connectTo(B, f.coach)
 	sc := f.subscribeOn(t, coach)

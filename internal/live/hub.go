@@ -167,20 +167,27 @@ func (h *Hub) PongWait() time.Duration { return h.cfg.PongWait }
 // its sets after LeaseTTL. A fenced write (this node's lease lapsed while it
 // was away) asks for a beat at once, so the node can claim sets again.
 func (h *Hub) heartbeat() {
-	t := time.NewTicker(h.cfg.LeaseTTL / 4)
+	h.every(h.cfg.LeaseTTL/4, h.beatNow, func() {
+		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.LeaseTTL/2)
+		defer cancel()
+		if err := h.store.Heartbeat(ctx, h.node, h.cfg.LeaseTTL); err != nil && h.ctx.Err() == nil {
+			h.log.Warn("the node's heartbeat failed; its leases lapse unless the next one succeeds", "err", err)
+		}
+	})
+}
+
+// every runs fn every d, and whenever now delivers (nil: never), until the hub stops.
+func (h *Hub) every(d time.Duration, now <-chan struct{}, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
-		case <-h.beatNow:
+		case <-now:
 		}
-		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.LeaseTTL/2)
-		if err := h.store.Heartbeat(ctx, h.node, h.cfg.LeaseTTL); err != nil && h.ctx.Err() == nil {
-			h.log.Warn("the node's heartbeat failed; its leases lapse unless the next one succeeds", "err", err)
-		}
-		cancel()
+		fn()
 	}
 }
 
@@ -430,21 +437,14 @@ func (h *Hub) dropRelays() []*relay {
 // they still do (an owner retires after IdleTimeout without a command), and
 // so finds a set whose owner is gone: the keep-alive claims it.
 func (h *Hub) keepWatching() {
-	t := time.NewTicker(h.cfg.IdleCheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.ctx.Done():
-			return
-		case <-t.C:
-		}
+	h.every(h.cfg.IdleCheck, nil, func() {
 		for _, r := range h.dropRelays() {
 			if h.ctx.Err() != nil {
 				return
 			}
 			_ = h.route(command{Kind: cmdWatch, Set: r.set, From: address{Node: h.node}, At: h.now()})
 		}
-	}
+	})
 }
 
 // resubscribe asks the set's owner for a snapshot for one socket's watch.
@@ -697,14 +697,7 @@ func (h *Hub) ask(ctx context.Context, cmd command, what string) (result, error)
 // checkSessions closes, with 4001, the sockets whose session was revoked or
 // whose account was disabled.
 func (h *Hub) checkSessions() {
-	t := time.NewTicker(h.cfg.SessionCheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.ctx.Done():
-			return
-		case <-t.C:
-		}
+	h.every(h.cfg.SessionCheck, nil, func() {
 		h.mu.RLock()
 		var all []*client
 		ids := map[uuid.UUID]bool{}
@@ -716,7 +709,7 @@ func (h *Hub) checkSessions() {
 		}
 		h.mu.RUnlock()
 		if len(all) == 0 {
-			continue
+			return
 		}
 		list := make([]uuid.UUID, 0, len(ids))
 		for id := range ids {
@@ -726,14 +719,14 @@ func (h *Hub) checkSessions() {
 		active, err := h.store.ActiveSessions(ctx, list)
 		cancel()
 		if err != nil {
-			continue // the database is away: keep the sockets rather than drop everyone
+			return // the database is away: keep the sockets rather than drop everyone
 		}
 		for _, c := range all {
 			if !active[c.user.SessionID] {
 				c.close(CloseRevoked, "session revoked: sign in again", false)
 			}
 		}
-	}
+	})
 }
 
 // barrier waits until every owner has handled what was in its inbox, within
