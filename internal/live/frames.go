@@ -147,7 +147,15 @@ func encode(v any) []byte {
 // of the rep timer's payload object spliced in.
 func encodeBroadcast(f reptimer.Frame, setID uuid.UUID, epoch string) []byte {
 	payload := encode(f.Payload)
-	b := make([]byte, 0, len(payload)+128)
+	// Sized exactly (the fixed text, the type, a set id, the seq's digits,
+	// the epoch, the payload): every set keeps its last 256 frames for
+	// replays, so spare capacity here would be much of a node's memory.
+	const fixed = len(`{"type":"","set_id":"","seq":,"epoch":""`) + 36
+	digits := 1
+	for v := f.Seq; v >= 10; v /= 10 {
+		digits++
+	}
+	b := make([]byte, 0, fixed+len(f.Type)+digits+len(epoch)+len(payload))
 	b = append(b, `{"type":"`...)
 	b = append(b, f.Type...)
 	b = append(b, `","set_id":"`...)

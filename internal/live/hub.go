@@ -237,14 +237,16 @@ func (h *Hub) route(cmd command) error {
 			}
 			continue
 		}
-		switch err := h.bus.Forward(cmd); err {
-		case errNoOwner, errBusDown:
-		case errOwnerSilent:
-			// The owner may yet apply it: never send it twice. Only a claim
-			// here (its lease lapsed) may take it; else it is refused.
-			cmd.Hops++
-		default:
-			return err // taken (nil), or refused by the owner
+		if cmd.Hops == 0 { // a command forwarded once is never sent again: it may yet be applied
+			switch err := h.bus.Forward(cmd); err {
+			case errNoOwner, errBusDown:
+			case errOwnerSilent:
+				// The owner may yet apply it. Only a claim here (its lease
+				// lapsed) may take it; else it is refused.
+				cmd.Hops++
+			default:
+				return err // taken (nil), or refused by the owner
+			}
 		}
 		if err := h.owner(cmd.Set).post(cmd); err != errGone {
 			return err
@@ -311,7 +313,7 @@ func (h *Hub) publish(setID uuid.UUID, f busFrame) {
 	r := h.relays[setID]
 	h.mu.RUnlock()
 	if r != nil {
-		r.deliver(f)
+		r.deliver(f, false)
 	}
 	h.bus.Publish(setID, f)
 }
@@ -381,7 +383,7 @@ func (h *Hub) frame(setID uuid.UUID, f busFrame) {
 	r := h.relays[setID]
 	h.mu.RUnlock()
 	if r != nil {
-		r.deliver(f)
+		r.deliver(f, true)
 	}
 }
 

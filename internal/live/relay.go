@@ -18,7 +18,8 @@ type relay struct {
 
 	mu       sync.Mutex
 	watchers map[*client]*watcher
-	recent   []busFrame // the latest broadcast frames, to catch a watcher up after its sync
+	recent   []busFrame // the latest frames from another node's owner (a circle), to catch a watcher up after its sync
+	next     int        // where the next one goes in recent
 	unwatch  func()     // the bus subscription to the set's frames
 }
 
@@ -30,7 +31,9 @@ type watcher struct {
 }
 
 // recentFrames is how many frames a relay keeps to catch a watcher up: what
-// the owner broadcast between answering a sync and the sync's arrival.
+// an owner on another node broadcast between answering a sync and the sync's
+// arrival. An owner on this node answers a sync in the same goroutine that
+// broadcasts, so nothing comes between and nothing is kept.
 const recentFrames = 64
 
 func newRelay(h *Hub, set uuid.UUID) *relay {
@@ -68,9 +71,9 @@ func (r *relay) empty() bool {
 	return len(r.watchers) == 0
 }
 
-// deliver hands a frame of the set (from its owner, here or on another node)
-// to the watchers.
-func (r *relay) deliver(f busFrame) {
+// deliver hands a frame of the set to the watchers: from its owner on this
+// node, or from another node's (remote).
+func (r *relay) deliver(f busFrame, remote bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
@@ -89,10 +92,14 @@ func (r *relay) deliver(f busFrame) {
 		}
 		return
 	}
-	if len(r.recent) == recentFrames {
-		r.recent = append(r.recent[:0], r.recent[1:]...)
+	if remote {
+		if len(r.recent) < recentFrames {
+			r.recent = append(r.recent, f)
+		} else {
+			r.recent[r.next] = f
+		}
+		r.next = (r.next + 1) % recentFrames
 	}
-	r.recent = append(r.recent, f)
 	for c, w := range r.watchers {
 		if w.synced {
 			r.send(c, w, f)
@@ -162,7 +169,8 @@ func (r *relay) synced(c *client, m syncMsg) {
 		return
 	}
 	w.synced, w.epoch, w.last = true, m.Epoch, m.LastSeq
-	for _, f := range r.recent {
+	for i := range r.recent { // oldest first
+		f := r.recent[(r.next+i)%len(r.recent)]
 		if f.Epoch == w.epoch && f.Seq > w.last {
 			if r.send(c, w, f); !w.synced || r.watchers[c] == nil {
 				return

@@ -1,8 +1,13 @@
 package live
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/repcue/repcue/internal/reptimer"
 )
 
 func TestRing(t *testing.T) {
@@ -29,6 +34,18 @@ func TestRing(t *testing.T) {
 		}
 		if ok != c.ok || s != c.want {
 			t.Errorf("since(%d) = %q %v, want %q %v", c.since, s, ok, c.want, c.ok)
+		}
+	}
+}
+
+// A broadcast frame is encoded into a buffer of exactly its size: the replay
+// window keeps 256 of them per set.
+func TestBroadcastFrameHasNoSpareCapacity(t *testing.T) {
+	for _, seq := range []int64{1, 9, 10, 12345, 1 << 40} {
+		f := reptimer.Frame{Type: "hold.done", Seq: seq, Payload: reptimer.HoldDonePayload{Rep: 3, HeldMS: 1000}}
+		b := encodeBroadcast(f, uuid.New(), "0123456789abcdef")
+		if len(b) != cap(b) || !json.Valid(b) {
+			t.Fatalf("seq %d: %d bytes in %d: %s", seq, len(b), cap(b), b)
 		}
 	}
 }
