@@ -47,7 +47,8 @@ faults: build
 ## bench: the Go benchmarks of the live path, then a gym-floor run of cmd/loadgen
 ##   against the bare relay and against repcue (BENCH_SETS, default 1000, for
 ##   BENCH_DURATION, default 60s), a CPU profile under it and GET /v1/exercises/hip-thrust
-##   under vegeta (go run); writes docs/benchmarks.md. Loopback only, about three minutes.
+##   under vegeta (go run), and with NATS on BENCH_NATS_URL a two-node run and a takeover;
+##   writes docs/benchmarks.md. Loopback only, about four and a half minutes.
 bench:
 	@scripts/bench.sh
 

@@ -144,7 +144,7 @@ PY
 		echo "## Takeover after SIGKILL of a set's owner node ($TAKEOVER_RUNS runs)"
 		echo
 		echo "\`loadgen takeover -runs $TAKEOVER_RUNS\`: an athlete at \`top\` on one node, its owner node killed with SIGKILL, the athlete"
-		echo "subscribing again through the other node every 50 ms until a snapshot of a new epoch, then a phase acknowledged (lease: 5 s)."
+		echo "subscribing again through the other node every 50 ms until a snapshot of a new epoch, then a phase acknowledged (lease: 4 s, a heartbeat every second)."
 		echo
 		python3 - "$WORK/takeover.json" <<'PY'
 import json, sys
