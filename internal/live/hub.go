@@ -1,7 +1,17 @@
-// Package live is the hub of live sets: one owner goroutine per live set holds
-// its rep-timer state, clock, seq and replay window; one writer goroutine per
-// socket drains a bounded queue; events are committed to PostgreSQL in batches
-// and acknowledged only after the commit. The wire protocol is api/live-protocol.md.
+// Package live is the hub of live sets: one owner goroutine per live set, in
+// the whole cluster, holds its rep-timer state, clock, seq and replay window
+// (and the set's lease); one writer goroutine per socket drains a bounded
+// queue; events are committed to PostgreSQL in batches, fenced by the lease,
+// and acknowledged only after the commit. The wire protocol is
+// api/live-protocol.md; several nodes, DESIGN.md §7.
+//
+// A frame's way, in one pass: client.handle reads it and makes a command
+// (client.target checks the caller may act on the set), Hub.route takes it to
+// the set's owner (here, or over the Bus), owner.handle applies it to the rep
+// timer (fold.go), owner.broadcast publishes the frames (Hub.publish: this
+// node's relay of the set, and the other nodes), the outbox writes the event
+// (committer.go), and owner.written sends the ack to the command's address
+// (Hub.reply), on whichever node the socket is.
 package live
 
 import (
