@@ -760,3 +760,25 @@ func TestClusterSetMovesToItsAthletesNodeOnce(t *testing.T) {
 	sc.next("set.ended")
 	f.storedOnce(t, ended["summary"].(map[string]any))
 }
+
+// A node shutting down frees its sets before its sockets close: a phone that
+// reconnects to another node at its 1001 finds the set free at once.
+func TestClusterHandOverFreesSetsBeforeSocketsClose(t *testing.T) {
+	t.Parallel()
+	f, _, nodes := cluster(t, 2, Config{LeaseTTL: time.Minute}) // waiting out a lease would fail the test
+	A, B := nodes[0], nodes[1]
+	a := f.connectTo(A, f.athlete)
+	sa := f.subscribeOn(t, a)
+	f.phase(a, "up")
+	sa.next("ack")
+	A.closing.Store(true) // Shutdown's first step: A takes no more frames
+	A.handOver(context.Background())
+	b := f.connectTo(B, f.athlete)
+	send(b, map[string]any{"type": "subscribe", "set_id": f.set.ID.String(), "since_seq": sa.last, "epoch": sa.epoch})
+	if s := next(t, b, "snapshot"); s["epoch"] == sa.epoch || s["last_seq"] != float64(sa.last) {
+		t.Fatalf("after the hand-over: %v", s)
+	}
+	f.phase(b, "top")
+	until(t, b, func(m map[string]any) bool { return m["type"] == "ack" })
+	f.storedOnce(t, nil)
+}

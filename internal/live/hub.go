@@ -218,7 +218,7 @@ func (h *Hub) owner(setID uuid.UUID) *owner {
 		return o
 	}
 	o := newOwner(h, setID)
-	if h.ctx.Err() != nil { // shut down: an owner that takes nothing
+	if h.ctx.Err() != nil || h.closing.Load() { // shutting down: an owner that takes nothing
 		o.closed = true
 		return o
 	}
@@ -246,6 +246,9 @@ func (h *Hub) route(cmd command) error {
 				return err
 			}
 			continue
+		}
+		if h.closing.Load() {
+			return errClosing // this node takes no set any more
 		}
 		if cmd.Hops == 0 { // a command forwarded once is never sent again: it may yet be applied
 			switch err := h.bus.Forward(cmd); err {
@@ -791,6 +794,7 @@ func (h *Hub) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	h.barrier(ctx, false) // the owners have turned the commits into acks
+	h.handOver(ctx)       // the sets are free for other nodes before the sockets reconnect there
 	h.mu.Lock()
 	for _, m := range h.clients {
 		for c := range m {
@@ -817,14 +821,50 @@ func (h *Hub) shutdown(ctx context.Context) error {
 	h.cancel()
 	h.owners.Wait()
 	h.bg.Wait()
-	// Hand the sets over: every lease and socket place of this node goes at
-	// once, so that another node takes a set on its next command rather than
-	// after the lease's lifetime.
-	leaveCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if lerr := h.store.LeaveCluster(leaveCtx, h.node); lerr != nil {
-		h.log.Warn("leaving the cluster failed; this node's leases lapse by themselves", "err", lerr)
-	}
+	h.leave() // and what the last heartbeat wrote back
 	h.bus.Close()
 	return err
+}
+
+// handOver gives up every set this node owns, once what was read is
+// committed and acknowledged: the owners stop answering for them on the bus
+// and forget their fencing tokens (a late write is refused), and the node
+// leaves the cluster, so that another node takes a set on its next command
+// rather than after the lease's lifetime — before this node's sockets close
+// and their phones reconnect elsewhere.
+func (h *Hub) handOver(ctx context.Context) {
+	h.mu.RLock()
+	owners := make([]*owner, 0, len(h.sets))
+	for _, o := range h.sets {
+		owners = append(owners, o)
+	}
+	h.mu.RUnlock()
+	for _, o := range owners {
+		done := make(chan struct{})
+		err := o.doSoon(func(o *owner) {
+			if o.stopOwn != nil {
+				o.stopOwn()
+				o.stopOwn = nil
+			}
+			o.lease = 0
+			close(done)
+		})
+		if err != nil {
+			continue
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
+	h.leave()
+}
+
+// leave removes this node from the cluster: its leases and socket places go.
+func (h *Hub) leave() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.store.LeaveCluster(ctx, h.node); err != nil {
+		h.log.Warn("leaving the cluster failed; this node's leases lapse by themselves", "err", err)
+	}
 }
