@@ -782,3 +782,28 @@ func TestClusterHandOverFreesSetsBeforeSocketsClose(t *testing.T) {
 	until(t, b, func(m map[string]any) bool { return m["type"] == "ack" })
 	f.storedOnce(t, nil)
 }
+
+// A set whose owner died and that only a coach on another node still watches
+// is taken over by that node's keep-alive once the lease lapses: the coach
+// gets a snapshot of the new epoch without doing anything.
+func TestClusterKeepAliveTakesOverAWatchedSet(t *testing.T) {
+	t.Parallel()
+	f, _, nodes := cluster(t, 2, Config{LeaseTTL: time.Second, IdleCheck: 100 * time.Millisecond})
+	A, B := nodes[0], nodes[1]
+	a := f.connectTo(A, f.athlete)
+	sa := f.subscribeOn(t, a)
+	coach := f.connectTo(B, f.coach)
+	sc := f.subscribeOn(t, coach)
+	f.phase(a, "up")
+	sa.next("ack")
+	sc.next("state")
+	crash(A)
+	crashed := time.Now()
+	if s := sc.next("snapshot"); s["epoch"] == sa.epoch || s["last_seq"] != float64(sa.last) {
+		t.Fatalf("the watcher's resync: %v", s)
+	}
+	t.Logf("the watcher resynced %v after the crash", time.Since(crashed).Round(time.Millisecond))
+	if B.localOwner(f.set.ID) == nil {
+		t.Fatal("B did not take the set")
+	}
+}

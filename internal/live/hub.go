@@ -453,12 +453,22 @@ func (h *Hub) dropRelays() []*relay {
 // so finds a set whose owner is gone: the keep-alive claims it.
 func (h *Hub) keepWatching() {
 	h.every(h.cfg.IdleCheck, nil, func() {
+		// A few at a time: a keep-alive to a silent node waits out the
+		// forward's timeout, and one lost node may own thousands of sets.
+		var wg sync.WaitGroup
+		slots := make(chan struct{}, 32)
 		for _, r := range h.dropRelays() {
 			if h.ctx.Err() != nil {
-				return
+				break
 			}
-			_ = h.route(command{Kind: cmdWatch, Set: r.set, From: address{Node: h.node}, At: h.now()})
+			slots <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-slots; wg.Done() }()
+				_ = h.route(command{Kind: cmdWatch, Set: r.set, From: address{Node: h.node}, At: h.now()})
+			}()
 		}
+		wg.Wait()
 	})
 }
 

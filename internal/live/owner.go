@@ -96,7 +96,8 @@ func (o *owner) post(cmd command) error {
 // this owner has just retired, the hub's current owner of the set takes it.
 func (o *owner) do(fn func(*owner)) error {
 	for attempt := 0; attempt < 3; attempt++ {
-		if err := o.post(command{Kind: cmdRun, Set: o.id, run: fn}); err != errGone {
+		err := o.post(command{Kind: cmdRun, Set: o.id, run: fn})
+		if err != errGone || o.hub.closing.Load() { // shutting down: no new owner to ask
 			return err
 		}
 		o = o.hub.owner(o.id)
