@@ -113,6 +113,10 @@ func (b *NATS) Start(node uuid.UUID, to Receiver) error {
 		return err
 	}
 	b.subs = append(b.subs, nodeSub, noticeSub)
+	// The server has the subscriptions once it answers a ping: a node is
+	// not ready before it would hear every notice (not connected yet: they
+	// go out with the connection).
+	_ = b.nc.FlushTimeout(2 * time.Second)
 	b.wg.Add(4)
 	for range 2 {
 		go func() { defer b.wg.Done(); b.serveCommands() }()
