@@ -356,7 +356,11 @@ func serve(ctx context.Context) error {
 		bus = nb
 	}
 	hub := live.New(store, log, live.Config{HoldTick: cfg.HoldTick, Bus: bus})
-	log.Info("joined the cluster", "node", hub.Node(), "nats", cfg.NATSURL != "")
+	busName := "in-process (one node)"
+	if cfg.NATSURL != "" {
+		busName = "NATS"
+	}
+	log.Info("live hub started", "node", hub.Node(), "bus", busName)
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registry.MustRegister(hub.Collectors()...)
