@@ -807,3 +807,25 @@ func TestClusterKeepAliveTakesOverAWatchedSet(t *testing.T) {
 		t.Fatal("B did not take the set")
 	}
 }
+
+// A watcher whose sync was lost on the way (an answer from another node
+// dropped with NATS) asks again at the next keep-alive: it is never left
+// waiting for frames that will not come.
+func TestRelayAsksAgainForALostSync(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a := f.connect(f.athlete)
+	f.subscribeOn(t, a)
+	f.hub.mu.RLock()
+	r := f.hub.relays[f.set.ID]
+	f.hub.mu.RUnlock()
+	r.mu.Lock()
+	for _, w := range r.watchers { // as if its resync's answer never came
+		w.synced, w.asked = false, time.Now().Add(-time.Minute)
+	}
+	r.mu.Unlock()
+	f.phase(a, "up") // its state is not delivered to a watcher waiting for its sync
+	next(t, a, "ack")
+	r.askAgain(time.Now())
+	until(t, a, func(m map[string]any) bool { return m["type"] == "snapshot" && m["last_seq"] == float64(1) })
+}

@@ -450,7 +450,8 @@ func (h *Hub) dropRelays() []*relay {
 
 // keepWatching tells the owner of every set this node's sockets watch that
 // they still do (an owner retires after IdleTimeout without a command), and
-// so finds a set whose owner is gone: the keep-alive claims it.
+// so finds a set whose owner is gone: the keep-alive claims it. A watcher
+// whose sync never came asks again.
 func (h *Hub) keepWatching() {
 	h.every(h.cfg.IdleCheck, nil, func() {
 		// A few at a time: a keep-alive to a silent node waits out the
@@ -461,6 +462,7 @@ func (h *Hub) keepWatching() {
 			if h.ctx.Err() != nil {
 				break
 			}
+			r.askAgain(time.Now())
 			slots <- struct{}{}
 			wg.Add(1)
 			go func() {

@@ -2,6 +2,7 @@ package live
 
 import (
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -25,7 +26,8 @@ type relay struct {
 
 // watcher is where one socket stands in the set's frames.
 type watcher struct {
-	synced bool // false while its sync is on its way
+	synced bool      // false while its sync is on its way
+	asked  time.Time // when its sync was asked for
 	epoch  string
 	last   int64
 }
@@ -45,7 +47,7 @@ func (r *relay) add(c *client) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.watchers[c] == nil {
-		r.watchers[c] = &watcher{}
+		r.watchers[c] = &watcher{asked: time.Now()}
 	}
 }
 
@@ -126,8 +128,23 @@ func (r *relay) send(c *client, w *watcher, f busFrame) {
 // resync asks the owner for a snapshot for a watcher that fell out of step
 // (DESIGN.md §7: a snapshot rather than a skip); its frames wait for it.
 func (r *relay) resync(c *client, w *watcher) {
-	w.synced = false
+	w.synced, w.asked = false, time.Now()
 	go r.hub.resubscribe(c, r.set)
+}
+
+// syncLost is how long a watcher waits for its sync before asking again (an
+// answer from another node can be lost with NATS).
+const syncLost = 5 * time.Second
+
+// askAgain asks again for the syncs that have not come.
+func (r *relay) askAgain(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c, w := range r.watchers {
+		if !w.synced && now.Sub(w.asked) > syncLost {
+			r.resync(c, w)
+		}
+	}
 }
 
 // resyncAll makes every watcher resync: the set's owner on this node gave it up.
@@ -160,8 +177,7 @@ func (r *relay) synced(c *client, m syncMsg) {
 			delete(r.watchers, c)
 			return
 		case replayTooLong: // a snapshot instead, never a 4008 (DESIGN.md §4)
-			w.synced = false
-			go r.hub.resubscribe(c, r.set)
+			r.resync(c, w)
 			return
 		}
 	} else if !c.enqueue(frames[0]) {
