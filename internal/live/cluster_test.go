@@ -240,17 +240,21 @@ func TestClusterAthleteOnOneNodeCoachesOnTwoOthers(t *testing.T) {
 			t.Fatalf("set.ended %v at seq %d (athlete's %d)", ended, st.last, sa.last)
 		}
 	}
-	f.storedOnce(t, map[string]any{"reps": float64(2), "holds_met": float64(2)})
-	events := f.storedOnce(t, nil)
-	cues := 0
-	for _, e := range events {
-		if e.Type == "cue.send" {
-			cues++
-		}
-	}
-	if cues != 1 {
+	events := f.storedOnce(t, map[string]any{"reps": float64(2), "holds_met": float64(2)})
+	if cues := count(events, func(e postgres.SetEvent) bool { return e.Type == "cue.send" }); cues != 1 {
 		t.Fatalf("%d cue events stored, want 1", cues)
 	}
+}
+
+// count is how many stored events match.
+func count(events []postgres.SetEvent, match func(postgres.SetEvent) bool) int {
+	n := 0
+	for _, e := range events {
+		if match(e) {
+			n++
+		}
+	}
+	return n
 }
 
 func TestClusterAthleteMovesNodeMidSet(t *testing.T) {
@@ -416,17 +420,9 @@ func TestClusterPausedOwnerWhoseLeaseLapsedIsFenced(t *testing.T) {
 		}
 	}
 	events := f.storedOnce(t, nil)
-	tops := 0
-	for _, e := range events {
-		if e.Phase == "top" {
-			tops++
-			if e.EventID.String() != top {
-				t.Fatalf("unexpected top %v", e)
-			}
-		}
-	}
-	if tops != 1 {
-		t.Fatalf("%d tops stored, want 1", tops)
+	tops := count(events, func(e postgres.SetEvent) bool { return e.Phase == "top" })
+	if tops != 1 || count(events, func(e postgres.SetEvent) bool { return e.Phase == "top" && e.EventID.String() == top }) != 1 {
+		t.Fatalf("%d tops stored, want 1: the resent %s", tops, top)
 	}
 }
 

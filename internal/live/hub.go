@@ -177,14 +177,21 @@ func (h *Hub) PongWait() time.Duration { return h.cfg.PongWait }
 // its sets after LeaseTTL. A fenced write (this node's lease lapsed while it
 // was away) asks for a beat at once, so the node can claim sets again.
 func (h *Hub) heartbeat() {
+	beats := 0
 	h.every(h.cfg.LeaseTTL/4, h.beatNow, func() {
 		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.LeaseTTL/2)
 		defer cancel()
 		if err := h.store.Heartbeat(ctx, h.node, h.cfg.LeaseTTL); err != nil && h.ctx.Err() == nil {
 			h.log.Warn("the node's heartbeat failed; its leases lapse unless the next one succeeds", "err", err)
 		}
+		if beats++; beats%sweepEvery == 1 { // the first beat, then now and then
+			h.store.ForgetDeadNodes(ctx)
+		}
 	})
 }
+
+// sweepEvery is how many beats pass between sweeps of long-dead nodes.
+const sweepEvery = 240
 
 // every runs fn every d, and whenever now delivers (nil: never), until the hub stops.
 func (h *Hub) every(d time.Duration, now <-chan struct{}, fn func()) {
@@ -300,20 +307,15 @@ func (h *Hub) forwardAfterClaim(cmd command, refusal error) {
 	}
 	cmd.Hops++
 	h.background(func(ctx context.Context) {
-		for range 3 {
-			err := h.bus.Forward(cmd)
-			if err == nil {
+		for try := 0; try < 3 && ctx.Err() == nil; try++ {
+			switch h.bus.Forward(cmd) {
+			case nil:
 				return
-			}
-			if err != errNoOwner {
-				break
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(20 * time.Millisecond):
+			case errNoOwner: // its subscription may not have reached the server yet
+				time.Sleep(20 * time.Millisecond)
 				continue
 			}
-			break
+			break // refused, or silent: never sent again
 		}
 		h.refuse(cmd, refusal)
 	})
@@ -760,6 +762,17 @@ func (h *Hub) checkSessions() {
 // ctx (an inbox that stays full for a second is skipped). With retry, each
 // owner also writes again, now, what failed and waits to be retried.
 func (h *Hub) barrier(ctx context.Context, retry bool) {
+	h.inEveryOwner(ctx, func(o *owner) {
+		o.runCompletions()
+		if retry && !o.resync {
+			o.retryWrites()
+		}
+	})
+}
+
+// inEveryOwner runs fn in every owner of this node, one after the other, and
+// waits for each within ctx (an inbox that stays full for a second is skipped).
+func (h *Hub) inEveryOwner(ctx context.Context, fn func(*owner)) {
 	h.mu.RLock()
 	owners := make([]*owner, 0, len(h.sets))
 	for _, o := range h.sets {
@@ -768,14 +781,7 @@ func (h *Hub) barrier(ctx context.Context, retry bool) {
 	h.mu.RUnlock()
 	for _, o := range owners {
 		done := make(chan struct{})
-		err := o.doSoon(func(o *owner) {
-			o.runCompletions()
-			if retry && !o.resync {
-				o.retryWrites()
-			}
-			close(done)
-		})
-		if err != nil {
+		if o.doSoon(func(o *owner) { fn(o); close(done) }) != nil {
 			continue
 		}
 		select {
@@ -845,30 +851,10 @@ func (h *Hub) shutdown(ctx context.Context) error {
 // rather than after the lease's lifetime — before this node's sockets close
 // and their phones reconnect elsewhere.
 func (h *Hub) handOver(ctx context.Context) {
-	h.mu.RLock()
-	owners := make([]*owner, 0, len(h.sets))
-	for _, o := range h.sets {
-		owners = append(owners, o)
-	}
-	h.mu.RUnlock()
-	for _, o := range owners {
-		done := make(chan struct{})
-		err := o.doSoon(func(o *owner) {
-			if o.stopOwn != nil {
-				o.stopOwn()
-				o.stopOwn = nil
-			}
-			o.lease = 0
-			close(done)
-		})
-		if err != nil {
-			continue
-		}
-		select {
-		case <-done:
-		case <-ctx.Done():
-		}
-	}
+	h.inEveryOwner(ctx, func(o *owner) {
+		o.disown()
+		o.lease = 0
+	})
 	h.leave()
 }
 

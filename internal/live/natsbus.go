@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,6 +45,9 @@ type NATS struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	subs   []*nats.Subscription
+	// up follows the connection (its handlers set it): asked on every frame
+	// published, it must not take the connection's lock.
+	up atomic.Bool
 }
 
 // DialNATS connects to NATS. It returns at once even when NATS is not up yet:
@@ -62,12 +66,15 @@ func DialNATS(url, name string, log *slog.Logger) (*NATS, error) {
 		nats.ReconnectBufSize(-1),
 		nats.PingInterval(5*time.Second),
 		nats.MaxPingsOutstanding(2),
+		nats.ConnectHandler(func(*nats.Conn) { b.up.Store(true) }),
+		nats.ClosedHandler(func(*nats.Conn) { b.up.Store(false) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			b.up.Store(false)
 			if err != nil { // nil: the node closed it, shutting down
 				log.Warn("NATS disconnected: sets owned on other nodes are unavailable until it is back", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) { log.Info("NATS reconnected") }),
+		nats.ReconnectHandler(func(*nats.Conn) { b.up.Store(true); log.Info("NATS reconnected") }),
 		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
 			log.Warn("NATS error", "subject", subjectOf(s), "err", err)
 		}),
@@ -76,6 +83,9 @@ func DialNATS(url, name string, log *slog.Logger) (*NATS, error) {
 		return nil, err
 	}
 	b.nc = nc
+	if nc.IsConnected() {
+		b.up.Store(true)
+	}
 	return b, nil
 }
 
@@ -204,7 +214,7 @@ func (b *NATS) serveFrames() {
 }
 
 func (b *NATS) Forward(cmd command) error {
-	if !b.nc.IsConnected() {
+	if !b.up.Load() {
 		return errBusDown
 	}
 	data, err := json.Marshal(cmd)
@@ -254,7 +264,7 @@ func (b *NATS) chanSub(subject string, ch chan *nats.Msg) func() {
 }
 
 func (b *NATS) Publish(set uuid.UUID, f busFrame) {
-	if b.nc.IsConnected() { // else nothing is sent: the watchers resync when it is back
+	if b.up.Load() { // else nothing is sent: the watchers resync when it is back
 		b.enqueue(subjectSet+set.String(), encodeBusFrame(f))
 	}
 }
@@ -264,7 +274,7 @@ func (b *NATS) Send(node uuid.UUID, m nodeMsg) error {
 	if err != nil {
 		return err
 	}
-	if !b.nc.IsConnected() || !b.enqueue(subjectNode+node.String(), data) {
+	if !b.up.Load() || !b.enqueue(subjectNode+node.String(), data) {
 		return errBusDown
 	}
 	return nil
@@ -276,13 +286,13 @@ func (b *NATS) Notify(n notice) {
 		b.log.Error("a notice could not be written", "err", err)
 		return
 	}
-	if !b.nc.IsConnected() || !b.enqueue(subjectNotice, data) {
+	if !b.up.Load() || !b.enqueue(subjectNotice, data) {
 		b.log.Warn("a notice could not reach the other nodes: NATS is down or far behind")
 	}
 }
 
 func (b *NATS) Ready() error {
-	if b.nc.IsConnected() {
+	if b.up.Load() {
 		return nil
 	}
 	return errBusDown

@@ -176,9 +176,7 @@ func (o *owner) run() {
 			o.mu.Lock()
 			o.closed = true
 			o.mu.Unlock()
-			if o.stopOwn != nil {
-				o.stopOwn() // the lease goes with the node (Shutdown)
-			}
+			o.disown() // the lease goes with the node (Shutdown)
 			return
 		}
 		if o.err != nil && o.retire(true) {
@@ -270,10 +268,7 @@ func (o *owner) moveTo(cmd command) {
 // set went), and what waited in the inbox goes to pass. The goroutine ends
 // once its writes in flight are done.
 func (o *owner) leave(pass func(command)) {
-	if o.stopOwn != nil {
-		o.stopOwn()
-		o.stopOwn = nil
-	}
+	o.disown()
 	o.hub.mu.Lock()
 	o.mu.Lock()
 	o.closed, o.left = true, true
@@ -331,13 +326,18 @@ func (o *owner) retire(force bool) bool {
 	return true
 }
 
-// release gives the set's lease back, so that any node may take the set at
-// once rather than after the lease's lifetime.
-func (o *owner) release() {
+// disown stops answering for the set on the bus.
+func (o *owner) disown() {
 	if o.stopOwn != nil {
 		o.stopOwn()
 		o.stopOwn = nil
 	}
+}
+
+// release gives the set's lease back, so that any node may take the set at
+// once rather than after the lease's lifetime.
+func (o *owner) release() {
+	o.disown()
 	if o.lease == 0 {
 		return
 	}

@@ -39,23 +39,24 @@ func fencedError(err error) error {
 const forgetNodesAfter = time.Hour
 
 // Heartbeat keeps node alive for ttl from now (the database's clock),
-// registering it on its first beat. On the way it forgets the sockets of nodes
-// dead for long (they no longer count anyway; this bounds the tables).
+// registering it on its first beat.
 func (s *Store) Heartbeat(ctx context.Context, node uuid.UUID, ttl time.Duration) error {
 	_, err := s.pool.Exec(ctx, `
 		INSERT INTO nodes (id, expires_at) VALUES ($1, now() + $2::interval)
 		ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`, node, ttl)
-	if err != nil {
-		return translate(err, "node")
-	}
-	// Best effort, and never waiting: another node sweeping at once skips
-	// the rows this one has.
+	return translate(err, "node")
+}
+
+// ForgetDeadNodes deletes the nodes dead for long, and their socket counts
+// (they no longer count anyway; this bounds the tables).
+// Best effort, and never waiting: another node sweeping at once skips the
+// rows this one has.
+func (s *Store) ForgetDeadNodes(ctx context.Context) {
 	_, _ = s.pool.Exec(ctx, `
 		WITH gone AS (
 			DELETE FROM nodes WHERE id IN (SELECT id FROM nodes WHERE expires_at < now() - $1::interval FOR UPDATE SKIP LOCKED)
 			RETURNING id)
 		DELETE FROM live_sockets WHERE node_id IN (SELECT id FROM gone)`, forgetNodesAfter)
-	return nil
 }
 
 // LeaveCluster removes node at once (a SIGTERM): its row goes, its leases are

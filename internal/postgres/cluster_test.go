@@ -448,3 +448,33 @@ func TestLeaveClusterFreesLeasesAndSockets(t *testing.T) {
 		t.Fatalf("a's write after it left: %v", err)
 	}
 }
+
+// Nodes dead for long, and their socket counts, are swept; nodes dead for a
+// moment stay (a node that comes back keeps its row).
+func TestForgetDeadNodesSweepsOnlyTheLongDead(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	user := mkUser(t, s, domain.RoleCoach)
+	old, recent := liveNode(t, s), liveNode(t, s)
+	for _, n := range []uuid.UUID{old, recent} {
+		if ok, err := s.ReserveSocket(ctx, n, user.ID, 5); !ok || err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n, ago := range map[uuid.UUID]string{old: "2 hours", recent: "10 minutes"} {
+		if _, err := s.Pool().Exec(ctx, `UPDATE nodes SET expires_at = now() - $2::interval WHERE id = $1`, n, ago); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.ForgetDeadNodes(ctx)
+	for n, want := range map[uuid.UUID]int{old: 0, recent: 1} {
+		var nodes, sockets int
+		if err := s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM nodes WHERE id = $1), (SELECT count(*) FROM live_sockets WHERE node_id = $1)`, n).Scan(&nodes, &sockets); err != nil {
+			t.Fatal(err)
+		}
+		if nodes != want || sockets != want {
+			t.Fatalf("node dead %v: %d rows, %d socket rows; want %d", n == old, nodes, sockets, want)
+		}
+	}
+}
