@@ -58,10 +58,7 @@ func TestUnparsableDatabaseURLIsNotPrinted(t *testing.T) {
 // shows no password of a keyword/value DATABASE_URL.
 func TestServeWithDevKeyAndMetricsListener(t *testing.T) {
 	pool := testdb.New(t)
-	bin := filepath.Join(t.TempDir(), "repcue")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := repcueBinary(t)
 	checkout := t.TempDir() // devkey keeps the key in the checkout's .devdb/
 	if err := os.WriteFile(filepath.Join(checkout, "go.mod"), []byte("module x\n"), 0o644); err != nil {
 		t.Fatal(err)

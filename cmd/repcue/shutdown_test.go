@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -23,10 +22,7 @@ import (
 // committed) and then close 1001, and the process must exit cleanly.
 func TestSIGTERMCommitsThenCloses1001(t *testing.T) {
 	pool := testdb.New(t)
-	bin := filepath.Join(t.TempDir(), "repcue")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := repcueBinary(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
